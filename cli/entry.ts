@@ -1,0 +1,18 @@
+/**
+ * Process entry for the bundle and the compiled binaries. The entry point is
+ * chosen by the name the program was started under (`inbox`, `orch-worker-brief`,
+ * else `orch`), or by ORCH_ENTRY, which the skill launchers set.
+ */
+import process from "node:process";
+import { entryFromName, runCli } from "./main.ts";
+import * as rt from "../lib/_runtime.ts";
+
+export async function runFromProcess(args: string[] = rt.argv(), name?: string): Promise<void> {
+  const entry = entryFromName(rt.env("ORCH_ENTRY") ?? name ?? (rt.runtimeInfo().compiled ? rt.execPath() : rt.scriptPath()));
+  const code = await runCli(args, entry, {
+    stdout: (s) => void process.stdout.write(s),
+    stderr: (s) => void process.stderr.write(s),
+    isTTY: process.stdout.isTTY === true,
+  });
+  process.exitCode = code;
+}

@@ -1,0 +1,506 @@
+/** `orch` commands: the leader's planning and control verbs. */
+import type { Command } from "commander";
+import { z } from "zod";
+import { act } from "./main.ts";
+import { bodyFrom, type CommandResult, type Context, intOption } from "./_context.ts";
+import { OrchError } from "../lib/errors.ts";
+import { bodySchema, check, idSchema, parseJsonArg, textSchema, titleSchema } from "../lib/validate.ts";
+import * as runs from "../lib/runs.ts";
+import * as tasks from "../lib/tasks.ts";
+import { addDeps, dependenciesOf, dependentsOf } from "../lib/deps.ts";
+import * as attempts from "../lib/attempts.ts";
+import { dispatchTask, reassignTask, retryTask, type CodeOptions } from "../lib/leader.ts";
+import { readReconciled, reconcileRun } from "../lib/reconcile.ts";
+import { blockedTasks, runShow, statusView, type StatusView, type TaskView } from "../lib/status.ts";
+import { EVENT_DESCRIPTIONS, EVENT_TYPES, type OrchEvent } from "../lib/events.ts";
+import { waitForEvents } from "../lib/wait.ts";
+import { kv, oneLine, paint, relative, status, table } from "./_format.ts";
+
+const runId = (v: unknown) => check(idSchema("--run"), v, "--run");
+const taskId = (v: unknown, flag = "--task") => check(idSchema(flag), v, flag);
+const workerId = (v: unknown, flag = "--to") => check(idSchema(flag), v, flag);
+const optWorker = (v: unknown, flag = "--to") => (v === undefined ? undefined : workerId(v, flag));
+const optBody = (o: { body?: string; bodyFile?: string }) => {
+  const body = bodyFrom(o, false);
+  return body === undefined ? undefined : check(bodySchema(), body, "--body");
+};
+const modeSchema = z.enum(["analysis", "code"], { message: "must be analysis or code" });
+
+function required(o: Record<string, unknown>, ...flags: string[]): void {
+  for (const flag of flags) {
+    const key = flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (o[key] === undefined) throw new OrchError("usage", `missing required flag ${flag}`, { hint: "see --help" });
+  }
+}
+
+function attemptLine(a: attempts.Attempt | null): string {
+  if (!a) return "-";
+  return `#${a.number} ${a.assigned_to} (${a.execution_mode}, thread ${a.thread_id})`;
+}
+
+function renderDispatch(verb: string, r: attempts.DispatchResult & { notes: string[] }): string {
+  const a = r.attempt;
+  const lines = [
+    `${verb} ${r.run_id}/${r.task.id} attempt ${a.number} to ${a.assigned_to} (${a.execution_mode})`,
+    kv([
+      ["thread", a.thread_id],
+      ["attempt id", a.id],
+      ...(a.worktree_path
+        ? ([
+          ["worktree", a.worktree_path],
+          ["branch", a.branch],
+          ["base", `${a.base_ref} (${a.base_commit?.slice(0, 12)})`],
+        ] as [string, string | null][])
+        : []),
+    ]),
+    ...r.notes.map((n) => `${paint("yellow", "note:")} ${n}`),
+    `next: launch a worker for thread ${a.thread_id} (orch-worker-brief renders its prompt)`,
+  ];
+  return lines.join("\n");
+}
+
+function codeOptions(o: Record<string, string | undefined>): CodeOptions | undefined {
+  const c: CodeOptions = { repoPath: o.repoPath, baseRef: o.baseRef, workspaceRoot: o.workspaceRoot };
+  return Object.values(c).some((v) => v !== undefined) ? c : undefined;
+}
+
+function renderStatus(v: StatusView): string {
+  const c = v.counts;
+  const head = `run ${paint("bold", v.run.id)} ${status(v.run.status)}: ${v.run.goal}\n` +
+    `tasks: ${c.total} · done ${c.done} · running ${c.running} · blocked ${c.blocked} · dispatched ${c.dispatched} · ready ${c.ready} · waiting ${c.waiting} · failed ${c.failed} · cancelled ${c.cancelled}   (last event ${v.last_event_id})`;
+  const rows = v.tasks.map((t: TaskView) => [
+    t.id,
+    status(t.ready ? "ready" : t.status),
+    attemptLine(t.attempt),
+    t.attempt?.lease ? relative(t.attempt.lease.expires_at) : "-",
+    t.waiting_on.length > 0 ? `waits on ${tasks.describeBlockers(t.waiting_on)}` : t.latest_message ? `${t.latest_message.kind}: ${oneLine(t.latest_message.body, 50)}` : oneLine(t.title, 50),
+  ]);
+  const next = v.next.map((n) => `  ${n.action}${n.task_id ? ` ${n.task_id}` : ""}: ${oneLine(n.reason, 90)}`).join("\n");
+  return `${head}\n\n${table(["TASK", "STATUS", "ATTEMPT", "LEASE", "DETAIL"], rows) || "no tasks yet"}\n\nnext:\n${next || "  (nothing)"}`;
+}
+
+function renderEvents(events: readonly OrchEvent[]): string {
+  return table(
+    ["EVENT", "TYPE", "TASK", "ACTOR", "DETAIL"],
+    events.map((e) => [String(e.id), e.type, e.task_id ?? "-", e.actor ?? "-", oneLine(Object.entries(e.data).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" "), 70)]),
+  );
+}
+
+const EVENT_HELP = EVENT_TYPES.map((t) => `  ${t.padEnd(16)} ${EVENT_DESCRIPTIONS[t]}`).join("\n");
+
+export function registerOrch(program: Command): void {
+  // ---- runs -----------------------------------------------------------------
+  const run = program.command("run").description("create, show and list runs");
+  act(
+    run.command("init").description("create a run (repeating the same call is safe: it reports existed: true)")
+      .option("--run <id>", "run id: letters, digits, '.', '_', '-' (max 64), chosen by you")
+      .option("--goal <text>", "what the run must achieve")
+      .option("--summary <text>", "longer description")
+      .addHelpText("after", `
+A run with the same id and different goal/summary is refused (conflict, exit 4).
+
+Output (--json): {"ok": true, "run": {"id", "goal", "summary", "status", "created_at", "updated_at"}, "existed": bool}
+
+Example:
+  orch --db ./coord.db --json run init --run blog_mvp_001 --goal "Build blog MVP" --summary "Public blog plus admin CRUD"`),
+    async (o, ctx) => {
+      required(o, "--run", "--goal");
+      const input = {
+        run: runId(o.run),
+        goal: check(textSchema("--goal").pipe(z.string().min(1, "--goal must not be empty")), o.goal, "--goal"),
+        summary: o.summary === undefined ? undefined : check(textSchema("--summary"), o.summary, "--summary"),
+      };
+      const r = await ctx.write((db) => runs.initRun(db, input));
+      return { data: { ...r }, text: `run ${r.run.id} ${r.existed ? "already existed" : "created"}: ${r.run.goal}` };
+    },
+  );
+  act(
+    run.command("show").description("a run's metadata and task counts by status (lighter than status)")
+      .option("--run <id>", "the run")
+      .addHelpText("after", `
+Output (--json): {"ok": true, "run": {...}, "counts": {"total", "pending", "ready", "dispatched", "running", "blocked", "done", "failed", "cancelled"}, "last_event_id": N}`),
+    async (o, ctx) => {
+      required(o, "--run");
+      const id = runId(o.run);
+      const r = await readReconciled(ctx.dbPath, id, (db) => runShow(db, id), ctx.store);
+      const c = r.counts;
+      return {
+        data: { ...r },
+        text: `${kv([["run", `${r.run.id} (${status(r.run.status)})`], ["goal", r.run.goal], ["summary", r.run.summary || "-"], ["created", r.run.created_at]])}\n` +
+          `tasks: ${c.total} total, ${c.ready} ready, ${c.pending} pending, ${c.dispatched} dispatched, ${c.running} running, ${c.blocked} blocked, ${c.done} done, ${c.failed} failed, ${c.cancelled} cancelled`,
+      };
+    },
+  );
+  act(
+    run.command("list").description("list every run in the database")
+      .addHelpText("after", `
+Output (--json): {"ok": true, "runs": [{"id", "goal", "summary", "status", "created_at", "updated_at", "counts": {...}}]}`),
+    async (_o, ctx) => {
+      const list = await ctx.read((db) => runs.listRuns(db).map((r) => ({ ...r, counts: runs.taskCounts(db, r.id) })));
+      return {
+        data: { runs: list },
+        text: list.length === 0 ? "no runs" : table(["RUN", "STATUS", "TASKS", "DONE", "GOAL"], list.map((r) => [r.id, status(r.status), String(r.counts.total), String(r.counts.done), oneLine(r.goal)])),
+      };
+    },
+  );
+
+  // ---- tasks ----------------------------------------------------------------
+  const task = program.command("task").description("add and show tasks");
+  act(
+    task.command("add").description("add a task to a run (repeating the same call is safe: it reports existed: true)")
+      .option("--run <id>", "the run")
+      .option("--task <id>", "task id, unique within the run")
+      .option("--title <text>", "one-line title (max 200 characters)")
+      .option("--summary <text>", "what the task is about")
+      .option("--default-to <worker>", "the worker dispatch uses when --to is not given")
+      .option("--acceptance-json <json>", "acceptance criteria, a JSON object, e.g. '{\"kind\":\"analysis\"}'")
+      .addHelpText("after", `
+A task with the same id and different content is refused (conflict, exit 4).
+
+Output (--json): {"ok": true, "task": {"run_id", "id", "title", "summary", "default_to", "acceptance", "status", ...}, "existed": bool}
+
+Example:
+  orch --db ./coord.db --json task add --run blog_mvp_001 --task T1 --title "Project skeleton" --default-to foundation-worker`),
+    async (o, ctx) => {
+      required(o, "--run", "--task", "--title");
+      const input: tasks.TaskInput = {
+        run: runId(o.run),
+        task: taskId(o.task),
+        title: check(titleSchema, o.title, "--title"),
+        summary: o.summary === undefined ? undefined : check(textSchema("--summary"), o.summary, "--summary"),
+        default_to: optWorker(o.defaultTo, "--default-to"),
+        acceptance: o.acceptanceJson === undefined ? undefined : (parseJsonArg("--acceptance-json", o.acceptanceJson) as Record<string, unknown>),
+      };
+      const r = await ctx.write((db) => tasks.addTask(db, input));
+      return { data: { ...r }, text: `task ${r.task.run_id}/${r.task.id} ${r.existed ? "already existed" : "added"}: ${r.task.title}` };
+    },
+  );
+  act(
+    task.command("show").description("one task: its fields, dependencies, dependents and every attempt")
+      .option("--run <id>", "the run")
+      .option("--task <id>", "the task")
+      .addHelpText("after", `
+Output (--json): {"ok": true, "task": {...}, "depends_on": [...], "dependents": [...], "waiting_on": [{"task_id", "status"}], "ready": bool, "attempts": [{...}]}`),
+    async (o, ctx) => {
+      required(o, "--run", "--task");
+      const r0 = runId(o.run);
+      const t0 = taskId(o.task);
+      const r = await readReconciled(ctx.dbPath, r0, (db) => {
+        const t = tasks.getTask(db, r0, t0);
+        const waiting = tasks.waitingOn(db, r0, t0);
+        return {
+          task: t,
+          depends_on: dependenciesOf(db, r0, t0),
+          dependents: dependentsOf(db, r0, t0),
+          waiting_on: waiting,
+          ready: t.status === "pending" && waiting.length === 0,
+          attempts: attempts.listAttemptRows(db, r0, t0).map((a) => attempts.toAttempt(db, a)),
+        };
+      }, ctx.store);
+      const text = [
+        kv([
+          ["task", `${r.task.run_id}/${r.task.id} (${status(r.ready ? "ready" : r.task.status)})`],
+          ["title", r.task.title],
+          ["summary", r.task.summary || "-"],
+          ["default to", r.task.default_to],
+          ["acceptance", r.task.acceptance ? JSON.stringify(r.task.acceptance) : "-"],
+          ["depends on", r.depends_on.join(", ") || "-"],
+          ["waiting on", tasks.describeBlockers(r.waiting_on) || "-"],
+          ["dependents", r.dependents.join(", ") || "-"],
+        ]),
+        r.attempts.length ? `\n${table(["ATTEMPT", "WORKER", "MODE", "STATUS", "THREAD", "REASON"], r.attempts.map((a) => [`#${a.number}`, a.assigned_to, a.execution_mode, status(a.status), String(a.thread_id), a.end_reason ?? "-"]))}` : "",
+      ].join("\n");
+      return { data: { ...r }, text };
+    },
+  );
+
+  // ---- dependencies -----------------------------------------------------------
+  const dep = program.command("dep").description("record dependencies between tasks");
+  act(
+    dep.command("add").description("record that --task depends on --depends-on (it becomes ready only when they are done)")
+      .option("--run <id>", "the run")
+      .option("--task <id>", "the task that waits")
+      .option("--depends-on <ids...>", "the task(s) it waits on; repeat the flag or give a comma list")
+      .addHelpText("after", `
+Unknown tasks, self-dependencies and cycles are refused with nothing written; a
+cycle error names it (e.g. T1 -> T3 -> T2 -> T1). Repeating a dependency is safe.
+
+Output (--json): {"ok": true, "run_id", "task_id", "dependencies": [{"task_id", "depends_on", "existed"}]}
+
+Example:
+  orch --db ./coord.db --json dep add --run blog_mvp_001 --task T2 --depends-on T1`),
+    async (o, ctx) => {
+      required(o, "--run", "--task", "--depends-on");
+      const r0 = runId(o.run);
+      const t0 = taskId(o.task);
+      const on = (o.dependsOn as string[]).flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean).map((s) => taskId(s, "--depends-on"));
+      if (on.length === 0) throw new OrchError("usage", "--depends-on needs at least one task id");
+      const deps = await ctx.write((db) => addDeps(db, r0, t0, on));
+      return {
+        data: { run_id: r0, task_id: t0, dependencies: deps },
+        text: deps.map((d) => `${t0} depends on ${d.depends_on}${d.existed ? " (already recorded)" : ""}`).join("\n"),
+      };
+    },
+  );
+
+  // ---- ready ----------------------------------------------------------------
+  act(
+    program.command("ready").description("tasks that can be dispatched now (not dispatched yet, every dependency done)")
+      .option("--run <id>", "the run")
+      .addHelpText("after", `
+Order: the order the tasks were added (stable). Reconciles first.
+
+Output (--json): {"ok": true, "run_id", "tasks": [{"id", "title", "summary", "default_to", "acceptance", "status", ...}]}`),
+    async (o, ctx) => {
+      required(o, "--run");
+      const r0 = runId(o.run);
+      const ready = await readReconciled(ctx.dbPath, r0, (db) => tasks.readyTasks(db, r0), ctx.store);
+      return {
+        data: { run_id: r0, tasks: ready },
+        text: ready.length === 0 ? `no task of ${r0} is ready` : table(["TASK", "DEFAULT TO", "TITLE"], ready.map((t) => [t.id, t.default_to ?? "-", oneLine(t.title)])),
+      };
+    },
+  );
+
+  // ---- dispatch and the loop -------------------------------------------------
+  act(
+    program.command("dispatch").description("hand a ready task to a worker: creates the attempt and its inbox thread (does not start a worker)")
+      .option("--run <id>", "the run")
+      .option("--task <id>", "the task (must be ready)")
+      .option("--execution-mode <mode>", "analysis (thread only) or code (fresh git worktree and branch)")
+      .option("--to <worker>", "the worker (default: the task's --default-to)")
+      .option("--body <text>", "the assignment text (default: the task's title and summary)")
+      .option("--body-file <path>", "read the assignment text from a file")
+      .option("--repo-path <path>", "code mode: the git repository (default: the one containing the current directory)")
+      .option("--base-ref <ref>", "code mode: committed base to branch from (default: the repo's HEAD commit)")
+      .option("--workspace-root <dir>", "code mode: where worktrees go (default: .orch/worktrees in the repo)")
+      .addHelpText("after", `
+Refused when the task is not ready (the error says what it waits on) or already
+has an active attempt: dispatch never makes a duplicate attempt.
+
+Output (--json): {"ok": true, "run_id", "task": {...}, "attempt": {"id", "number", "thread_id",
+  "assigned_to", "execution_mode", "status", "lease", "repo_path", "base_ref", "base_commit",
+  "branch", "worktree_path", ...}, "assignment": {...message...}, "db": PATH, "notes": [...]}
+
+Example:
+  orch --db ./coord.db --json dispatch --run blog_mvp_001 --task T2 --execution-mode analysis --to qa-worker --body "Summarise the failing logs."`),
+    async (o, ctx) => {
+      required(o, "--run", "--task", "--execution-mode");
+      const input = {
+        run: runId(o.run),
+        task: taskId(o.task),
+        mode: check(modeSchema, o.executionMode, "--execution-mode"),
+        to: optWorker(o.to),
+        body: optBody(o),
+        code: codeOptions(o),
+      };
+      if (input.mode !== "code" && input.code) throw new OrchError("usage", "--repo-path, --base-ref and --workspace-root apply to --execution-mode code only");
+      const r = await dispatchTask(ctx.dbPath, input, ctx.store);
+      return { data: { ...r, db: ctx.dbPath }, text: renderDispatch("dispatched", r) };
+    },
+  );
+
+  act(
+    program.command("reconcile").description("fold worker thread state into task state now (status, ready, blocked and wait do this themselves)")
+      .option("--run <id>", "the run")
+      .addHelpText("after", `
+Folds: claimed -> running, question -> blocked, answer -> running, result -> done,
+failure -> failed, lease expired -> failed (reason "lease expired"). Idempotent:
+a second call changes nothing.
+
+Output (--json): {"ok": true, "run_id", "changed": N, "attempts": [{"attempt_id", "task_id", "from", "to"}]}`),
+    async (o, ctx) => {
+      required(o, "--run");
+      const r0 = runId(o.run);
+      const r = await ctx.write((db) => reconcileRun(db, r0));
+      return {
+        data: { ...r },
+        text: r.changed === 0 ? `nothing to reconcile in ${r0}` : r.attempts.map((a) => `${a.task_id}: attempt ${a.attempt_id} ${a.from} -> ${a.to}`).join("\n"),
+      };
+    },
+  );
+
+  act(
+    program.command("wait").description("block until matching events exist after --after-event, then print them")
+      .option("--run <id>", "the run")
+      .option("--for <types>", "comma list of event types to wait for (default: any)")
+      .option("--after-event <id>", "only events after this id (pass the last_event_id you got)", "0")
+      .option("--timeout-seconds <s>", "give up after this long (default 600)")
+      .addHelpText("after", `
+Wakes within a fraction of a second of a worker's write, and when a watched
+lease runs out (the lease_expired event is written then). On timeout it
+returns ok with "timed_out": true and no events (exit 0).
+
+Event types:
+${EVENT_HELP}
+
+Output (--json): {"ok": true, "run_id", "events": [{"id", "type", "task_id", "attempt_id", "thread_id",
+  "message_id", "actor", "data", "created_at"}], "last_event_id": N, "timed_out": bool}
+
+Example:
+  orch --db ./coord.db --json wait --run blog_mvp_001 --for task_blocked,task_done,task_failed --after-event 0 --timeout-seconds 900`),
+    async (o, ctx) => {
+      required(o, "--run");
+      const r0 = runId(o.run);
+      const types = o.for === undefined ? undefined : String(o.for).split(",").map((s) => s.trim()).filter(Boolean);
+      for (const t of types ?? []) {
+        if (!(EVENT_TYPES as readonly string[]).includes(t)) {
+          throw new OrchError("usage", `--for: unknown event type ${JSON.stringify(t)}`, { hint: `known types: ${EVENT_TYPES.join(", ")}` });
+        }
+      }
+      const after = intOption(o.afterEvent, "--after-event", 0, Number.MAX_SAFE_INTEGER)!;
+      const timeout = intOption(o.timeoutSeconds, "--timeout-seconds", 0, 86_400) ?? 600;
+      const r = await waitForEvents(ctx.dbPath, { run: r0, types, after, timeoutMs: timeout * 1000 }, ctx.store);
+      return {
+        data: { ...r },
+        text: r.timed_out ? `timed out after ${timeout}s: no ${types ? types.join("/") : ""} event after ${after} (last event ${r.last_event_id})` : `${renderEvents(r.events)}\n(last event ${r.last_event_id})`,
+      };
+    },
+  );
+
+  act(
+    program.command("blocked").description("blocked tasks with their open question")
+      .option("--run <id>", "the run")
+      .addHelpText("after", `
+Output (--json): {"ok": true, "run_id", "blocked": [{"task": {...}, "attempt": {...}, "question": {"id", "body", "payload", "from", ...}}]}`),
+    async (o, ctx) => {
+      required(o, "--run");
+      const r0 = runId(o.run);
+      const list = await readReconciled(ctx.dbPath, r0, (db) => blockedTasks(db, r0), ctx.store);
+      return {
+        data: { run_id: r0, blocked: list },
+        text: list.length === 0 ? `no task of ${r0} is blocked` : list.map((b) => `${paint("bold", b.task.id)} (${b.attempt.assigned_to}, thread ${b.attempt.thread_id}) asks:\n${b.question.body.replace(/^/gm, "  ")}`).join("\n\n"),
+      };
+    },
+  );
+
+  act(
+    program.command("answer").description("answer a blocked task's open question on its active attempt; the task runs again")
+      .option("--run <id>", "the run")
+      .option("--task <id>", "the blocked task")
+      .option("--body <text>", "the answer")
+      .option("--body-file <path>", "read the answer from a file")
+      .option("--payload-json <json>", "a structured decision (JSON object) beside the text")
+      .addHelpText("after", `
+Refused (invalid_state) when the task is not blocked.
+
+Output (--json): {"ok": true, "task": {...}, "attempt": {...}, "question": {...}, "answer": {...}}
+
+Example:
+  orch --db ./coord.db --json answer --run blog_mvp_001 --task T2 --body "MVP supports draft and published only." --payload-json '{"states":["draft","published"]}'`),
+    async (o, ctx) => {
+      required(o, "--run", "--task");
+      const input = {
+        run: runId(o.run),
+        task: taskId(o.task),
+        body: check(bodySchema(), bodyFrom(o, true), "--body"),
+        payload: o.payloadJson === undefined ? undefined : parseJsonArg("--payload-json", o.payloadJson),
+      };
+      const r = await ctx.write((db) => attempts.answer(db, input));
+      return { data: { ...r }, text: `answered ${r.task.id} (question ${r.question.id}); task is ${r.task.status}` };
+    },
+  );
+
+  const loopCmd = (name: string, description: string) =>
+    program.command(name).description(description)
+      .option("--run <id>", "the run")
+      .option("--task <id>", "the task")
+      .option("--body <text>", "the new assignment text (default: the task's title and summary)")
+      .option("--body-file <path>", "read the assignment text from a file")
+      .option("--base-ref <ref>", "code mode: a new base for the fresh worktree (default: the previous attempt's)")
+      .option("--repo-path <path>", "code mode: the repository (default: the previous attempt's)")
+      .option("--workspace-root <dir>", "code mode: where worktrees go (default: the previous attempt's)");
+
+  act(
+    loopCmd("retry", "make a fresh attempt (new thread; new worktree in code mode) for a failed, lease-expired or cancelled task")
+      .option("--to <worker>", "the worker (default: the previous attempt's)")
+      .addHelpText("after", `
+Output (--json): same as dispatch: {"ok": true, "task", "attempt", "assignment", "db", "notes"}
+
+Example:
+  orch --db ./coord.db --json retry --run blog_mvp_001 --task T7a --to backend-worker --body "Retry after fixing the contract mismatch."`),
+    async (o, ctx) => {
+      required(o, "--run", "--task");
+      const input = { run: runId(o.run), task: taskId(o.task), to: optWorker(o.to), body: optBody(o), code: codeOptions(o) };
+      const r = await retryTask(ctx.dbPath, input, ctx.store);
+      return { data: { ...r, db: ctx.dbPath }, text: renderDispatch("retried", r) };
+    },
+  );
+
+  act(
+    loopCmd("reassign", "cancel the active attempt (its worker is told) and dispatch a fresh one to another worker")
+      .option("--to <worker>", "the new worker (required)")
+      .addHelpText("after", `
+The old worker's thread gets a cancel message and its later writes are refused (lease_lost).
+
+Output (--json): dispatch's fields plus "cancelled_attempt": {...}`),
+    async (o, ctx) => {
+      required(o, "--run", "--task", "--to");
+      const input = { run: runId(o.run), task: taskId(o.task), to: workerId(o.to), body: optBody(o), code: codeOptions(o) };
+      const r = await reassignTask(ctx.dbPath, input, ctx.store);
+      return { data: { ...r, db: ctx.dbPath }, text: `cancelled attempt ${r.cancelled_attempt.number} (${r.cancelled_attempt.assigned_to})\n${renderDispatch("reassigned", r)}` };
+    },
+  );
+
+  act(
+    program.command("cancel").description("cancel one task (--task) or the whole run; active attempts are ended and their workers told")
+      .option("--run <id>", "the run")
+      .option("--task <id>", "only this task (default: every unfinished task, and the run)")
+      .option("--body <text>", "the message the workers get")
+      .addHelpText("after", `
+History is kept. Tasks that depend on a cancelled task stay pending and show it in
+waiting_on (status lists them under next: fix_dependency).
+
+Output (--json): {"ok": true, "run_id", "cancelled_tasks": [...], "cancelled_attempts": [...], "already_finished": [...], "run_cancelled": bool}`),
+    async (o, ctx) => {
+      required(o, "--run");
+      const input = { run: runId(o.run), task: o.task === undefined ? undefined : taskId(o.task), body: o.body === undefined ? undefined : check(bodySchema(), o.body, "--body") };
+      const r = await ctx.write((db) => attempts.cancel(db, input));
+      return {
+        data: { ...r },
+        text: `${r.run_cancelled ? `run ${r.run_id} cancelled; ` : ""}cancelled tasks: ${r.cancelled_tasks.join(", ") || "none"}${r.cancelled_attempts.length ? ` (ended ${r.cancelled_attempts.length} active attempt(s))` : ""}`,
+      };
+    },
+  );
+
+  act(
+    program.command("status").description("the main view: the run, every task with its latest attempt, lease, latest message, what it waits on, and next steps")
+      .option("--run <id>", "the run")
+      .addHelpText("after", `
+Reconciles first. "next" lists what the leader can do now: answer (blocked),
+retry (failed), dispatch (ready), fix_dependency (waits on a failed/cancelled
+task), wait (workers busy), done.
+
+Output (--json): {"ok": true, "run": {...}, "counts": {...}, "last_event_id": N,
+  "tasks": [{"id", "title", "status", "ready", "depends_on", "waiting_on", "attempts",
+             "attempt": {...latest, with lease and worktree...}, "latest_message": {...}}],
+  "next": [{"action", "task_id", "reason"}]}`),
+    async (o, ctx) => {
+      required(o, "--run");
+      const r0 = runId(o.run);
+      const v = await readReconciled(ctx.dbPath, r0, (db) => statusView(db, r0), ctx.store);
+      return { data: { ...v }, text: renderStatus(v) };
+    },
+  );
+
+  registerCleanup(program);
+}
+
+/** `cleanup` lives with the worktree code (issue 5). */
+function registerCleanup(program: Command): void {
+  act(
+    program.command("cleanup").description("remove worktrees of finished or abandoned attempts")
+      .option("--run <id>", "the run")
+      .option("--all-completed", "every finished or abandoned attempt of the run")
+      .option("--task <id>", "the attempts of one task")
+      .option("--attempt <id>", "one attempt (by attempt id)")
+      .option("--force", "also remove worktrees with uncommitted changes")
+      .option("--delete-branches", "also delete the attempts' branches")
+      .option("--dry-run", "say what would be removed, remove nothing"),
+    async (): Promise<CommandResult> => {
+      throw new OrchError("invalid_state", "cleanup is being built (see issue 5)");
+    },
+  );
+}
+
+export type { Context };

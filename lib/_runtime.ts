@@ -1,0 +1,125 @@
+/**
+ * The runtime adapter: the only module that knows whether orch runs on Node,
+ * Deno or Bun. All three implement the `node:` built-ins used here, so the
+ * rest of lib/ calls these helpers and stays runtime-neutral.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { randomBytes } from "node:crypto";
+
+export type RuntimeName = "node" | "deno" | "bun";
+
+declare const Deno: { version: { deno: string } } | undefined;
+declare const Bun: { version: string } | undefined;
+
+export function runtimeInfo(): { name: RuntimeName; version: string; compiled: boolean } {
+  if (typeof Bun !== "undefined") {
+    // A `bun build --compile` binary runs from a virtual /$bunfs path.
+    const compiled = import.meta.url.includes("$bunfs") || import.meta.url.includes("~BUN");
+    return { name: "bun", version: Bun.version, compiled };
+  }
+  if (typeof Deno !== "undefined") return { name: "deno", version: Deno.version.deno, compiled: false };
+  return { name: "node", version: process.versions.node, compiled: false };
+}
+
+export const platform = process.platform;
+export const isWindows = process.platform === "win32";
+export const pid = process.pid;
+export const hostname = (): string => os.hostname();
+export const now = (): number => Date.now();
+export const cwd = (): string => process.cwd();
+export const env = (name: string): string | undefined => process.env[name];
+export const argv = (): string[] => process.argv.slice(2);
+export const execPath = (): string => process.execPath;
+export const scriptPath = (): string | undefined => process.argv[1];
+export const randomToken = (bytes = 16): string => randomBytes(bytes).toString("hex");
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** True if a process with this id exists on this host (EPERM means it exists). */
+export function isProcessAlive(processId: number): boolean {
+  try {
+    process.kill(processId, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export function cpuUsageMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
+// ---- file system -----------------------------------------------------------
+
+export { path };
+
+export function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+export function statOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.statSync(p);
+  } catch (err) {
+    if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return null;
+    throw err;
+  }
+}
+
+export const readFile = (p: string): Uint8Array => fs.readFileSync(p);
+export const readText = (p: string): string => fs.readFileSync(p, "utf8");
+export const writeText = (p: string, text: string): void => fs.writeFileSync(p, text);
+export const unlink = (p: string): void => fs.unlinkSync(p);
+export const rename = (from: string, to: string): void => fs.renameSync(from, to);
+export const link = (from: string, to: string): void => fs.linkSync(from, to);
+export const readdir = (p: string): string[] => fs.readdirSync(p);
+export const mkdirp = (p: string): void => void fs.mkdirSync(p, { recursive: true });
+export const exists = (p: string): boolean => fs.existsSync(p);
+export const realpath = (p: string): string => fs.realpathSync(p);
+export const rmrf = (p: string): void => fs.rmSync(p, { recursive: true, force: true });
+
+export function unlinkQuiet(p: string): void {
+  try {
+    fs.unlinkSync(p);
+  } catch {
+    // already gone, or never written: nothing to clean up
+  }
+}
+
+/** Writes bytes to a new file and forces them to disk before returning. */
+export function writeFileDurable(p: string, data: Uint8Array | string, exclusive = false): void {
+  const fd = fs.openSync(p, exclusive ? "wx" : "w");
+  try {
+    fs.writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Makes a rename durable by syncing its directory (POSIX only; Windows cannot open dirs). */
+export function fsyncDir(dir: string): void {
+  if (isWindows) return;
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, "r");
+    fs.fsyncSync(fd);
+  } catch {
+    // some file systems refuse directory fsync; the rename itself is still atomic
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Sum of file sizes below a directory (for cleanup reports). */
+export function diskUsage(p: string): number {
+  let total = 0;
+  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.size;
+  for (const entry of fs.readdirSync(p)) total += diskUsage(path.join(p, entry));
+  return total;
+}

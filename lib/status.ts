@@ -1,0 +1,149 @@
+/**
+ * The leader's views of a run: `status` (everything needed to decide the next
+ * step in one call), `run show` (the aggregate), `blocked` (open questions).
+ */
+import type { Db } from "./sqlite.ts";
+import { getRun, type Run, taskCounts, type TaskCounts } from "./runs.ts";
+import { type Blocker, getTaskRow, listTaskRows, type TaskStatus, toTask, type Task, waitingOnAll } from "./tasks.ts";
+import { type Attempt, latestAttemptRow, toAttempt } from "./attempts.ts";
+import { type Message, preview, toMessage } from "./inbox.ts";
+import { lastEventId } from "./events.ts";
+import { isoTime } from "./_time.ts";
+
+export interface MessageSummary {
+  id: number;
+  kind: string;
+  from: string;
+  body: string;
+  created_at: string;
+}
+
+export interface TaskView extends Task {
+  depends_on: string[];
+  waiting_on: Blocker[];
+  ready: boolean;
+  attempts: number;
+  attempt: Attempt | null;
+  latest_message: MessageSummary | null;
+}
+
+export interface NextAction {
+  action: "dispatch" | "answer" | "retry" | "wait" | "fix_dependency" | "done";
+  task_id?: string;
+  reason: string;
+}
+
+export interface StatusView {
+  run: Run;
+  counts: TaskCounts & { ready: number; waiting: number };
+  last_event_id: number;
+  tasks: TaskView[];
+  next: NextAction[];
+}
+
+function latestMessage(db: Db, threadId: number): MessageSummary | null {
+  const m = db.get<{ id: number; kind: string; sender: string; body: string; created_at: number }>(
+    "SELECT id, kind, sender, body, created_at FROM messages WHERE thread_id = ? ORDER BY id DESC LIMIT 1",
+    [threadId],
+  );
+  return m ? { id: m.id, kind: m.kind, from: m.sender, body: preview(m.body), created_at: isoTime(m.created_at) } : null;
+}
+
+function dependencyMap(db: Db, runId: string): Map<string, string[]> {
+  const map = new Map<string, string[]>();
+  for (const r of db.all<{ task_id: string; depends_on: string }>(
+    "SELECT d.task_id, d.depends_on FROM deps d JOIN tasks t ON t.run_id = d.run_id AND t.id = d.depends_on WHERE d.run_id = ? ORDER BY t.seq",
+    [runId],
+  )) {
+    const list = map.get(r.task_id) ?? [];
+    list.push(r.depends_on);
+    map.set(r.task_id, list);
+  }
+  return map;
+}
+
+const DEAD_ENDS: readonly TaskStatus[] = ["failed", "cancelled"];
+
+function nextActions(tasks: readonly TaskView[], run: Run): NextAction[] {
+  if (run.status === "done") return [{ action: "done", reason: "every task is done" }];
+  if (run.status === "cancelled") return [{ action: "done", reason: "the run is cancelled" }];
+  const next: NextAction[] = [];
+  for (const t of tasks) {
+    if (t.status === "blocked") next.push({ action: "answer", task_id: t.id, reason: `question: ${t.latest_message?.body ?? ""}` });
+    else if (t.status === "failed") next.push({ action: "retry", task_id: t.id, reason: t.status_reason ?? "the attempt failed" });
+  }
+  for (const t of tasks) if (t.ready) next.push({ action: "dispatch", task_id: t.id, reason: "ready: every dependency is done" });
+  for (const t of tasks) {
+    const dead = t.waiting_on.filter((b) => DEAD_ENDS.includes(b.status));
+    if (t.status === "pending" && dead.length > 0) {
+      next.push({ action: "fix_dependency", task_id: t.id, reason: `waits on ${dead.map((b) => `${b.task_id} (${b.status})`).join(", ")}` });
+    }
+  }
+  if (next.length === 0 && tasks.some((t) => ["dispatched", "running"].includes(t.status))) {
+    next.push({ action: "wait", reason: "workers are on every startable task; wait for task_blocked, task_done, task_failed" });
+  }
+  return next;
+}
+
+export function statusView(db: Db, runId: string): StatusView {
+  const run = getRun(db, runId);
+  const waiting = waitingOnAll(db, runId);
+  const deps = dependencyMap(db, runId);
+  const tasks: TaskView[] = listTaskRows(db, runId).map((row) => {
+    const latest = latestAttemptRow(db, runId, row.id);
+    const waitingOn = waiting.get(row.id) ?? [];
+    return {
+      ...toTask(row),
+      depends_on: deps.get(row.id) ?? [],
+      waiting_on: waitingOn,
+      ready: row.status === "pending" && waitingOn.length === 0,
+      attempts: latest?.number ?? 0,
+      attempt: latest ? toAttempt(db, latest) : null,
+      latest_message: latest ? latestMessage(db, latest.thread_id) : null,
+    };
+  });
+  const base = taskCounts(db, runId);
+  const ready = tasks.filter((t) => t.ready).length;
+  return {
+    run,
+    counts: { ...base, ready, waiting: (base.pending ?? 0) - ready },
+    last_event_id: lastEventId(db, runId),
+    tasks,
+    next: nextActions(tasks, run),
+  };
+}
+
+export function runShow(db: Db, runId: string): { run: Run; counts: TaskCounts & { ready: number }; last_event_id: number } {
+  const run = getRun(db, runId);
+  const counts = taskCounts(db, runId);
+  const ready = Number(db.value(
+    `SELECT count(*) FROM tasks t WHERE t.run_id = ? AND t.status = 'pending' AND NOT EXISTS (
+       SELECT 1 FROM deps d JOIN tasks u ON u.run_id = d.run_id AND u.id = d.depends_on
+       WHERE d.run_id = t.run_id AND d.task_id = t.id AND u.status != 'done')`,
+    [runId],
+  ));
+  return { run, counts: { ...counts, ready }, last_event_id: lastEventId(db, runId) };
+}
+
+export interface BlockedTask {
+  task: Task;
+  attempt: Attempt;
+  question: Message;
+}
+
+export function blockedTasks(db: Db, runId: string): BlockedTask[] {
+  getRun(db, runId);
+  return db.all<{ id: string }>("SELECT id FROM tasks WHERE run_id = ? AND status = 'blocked' ORDER BY seq", [runId]).map(({ id }) => {
+    const a = latestAttemptRow(db, runId, id)!;
+    const q = db.get<Parameters<typeof toMessage>[0]>(
+      "SELECT * FROM messages WHERE thread_id = ? AND kind = 'question' ORDER BY id DESC LIMIT 1",
+      [a.thread_id],
+    )!;
+    return { task: toTask(getTaskRow(db, runId, id)), attempt: toAttempt(db, a), question: toMessage(q) };
+  });
+}
+
+export interface TaskDetail extends TaskView {
+  dependents: string[];
+  history: Attempt[];
+}

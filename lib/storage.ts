@@ -1,0 +1,248 @@
+/**
+ * The storage engine. A database is one SQLite file shared by every process.
+ *
+ * - Reads load the whole file into sql.js with no lock. Writers replace the
+ *   file by atomic rename, so a reader sees the old or the new state, never a mix.
+ * - A write is one transaction under the exclusive lockfile: load, migrate,
+ *   change, export, write a temporary file in the same directory, fsync,
+ *   re-check the lock (fence), rename over the database, fsync the directory.
+ *   A crash at any instant leaves the old or the new file.
+ */
+import * as rt from "./_runtime.ts";
+import { Db, openBytes } from "./sqlite.ts";
+import { acquireLock, DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, type LockOptions } from "./lock.ts";
+import { assertNotTooNew, migrate, SCHEMA_VERSION, schemaVersion } from "./schema.ts";
+import { OrchError } from "./errors.ts";
+
+export interface StoreOptions extends Partial<LockOptions> {}
+
+function lockOptions(options: StoreOptions): LockOptions {
+  return {
+    timeoutMs: options.timeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+    staleMs: options.staleMs ?? DEFAULT_LOCK_STALE_MS,
+    onWarning: options.onWarning,
+  };
+}
+
+const SQLITE_MAGIC = "SQLite format 3\u0000";
+
+/** Cheap structural checks that catch foreign and truncated files before SQLite sees them. */
+function checkHeader(bytes: Uint8Array, dbPath: string): void {
+  const notSqlite = () =>
+    new OrchError("db_invalid", `${dbPath} is not a SQLite database`, {
+      hint: "point --db at an orch database, or at a new path and run `inbox init`",
+    });
+  if (bytes.length < 100) throw notSqlite();
+  for (let i = 0; i < SQLITE_MAGIC.length; i++) if (bytes[i] !== SQLITE_MAGIC.charCodeAt(i)) throw notSqlite();
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const rawPageSize = view.getUint16(16);
+  const pageSize = rawPageSize === 1 ? 65536 : rawPageSize;
+  const changeCounter = view.getUint32(24);
+  const pageCount = view.getUint32(28);
+  const validFor = view.getUint32(92);
+  if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) throw notSqlite();
+  // The in-header page count is trustworthy when "version-valid-for" matches the change counter.
+  if (validFor === changeCounter && pageCount > 0 && pageCount * pageSize !== bytes.length) {
+    throw new OrchError(
+      "db_invalid",
+      `${dbPath} is damaged: its header says ${pageCount * pageSize} bytes but the file has ${bytes.length}`,
+      { hint: "restore the database from a backup; orch never writes a file in place, so this came from outside" },
+    );
+  }
+}
+
+function readDbFile(dbPath: string): Uint8Array {
+  const st = rt.statOrNull(dbPath);
+  if (!st) {
+    throw new OrchError("db_missing", `no database at ${dbPath}`, {
+      hint: `create it first: inbox --db ${dbPath} init`,
+    });
+  }
+  if (st.isDirectory()) {
+    throw new OrchError("db_invalid", `${dbPath} is a directory, not a database file`, {
+      hint: "give --db the path of a file, e.g. ./coord.db",
+    });
+  }
+  const bytes = rt.readFile(dbPath);
+  checkHeader(bytes, dbPath);
+  return bytes;
+}
+
+async function load(bytes: Uint8Array, dbPath: string): Promise<Db> {
+  let db: Db;
+  try {
+    db = await openBytes(bytes);
+    db.value("SELECT count(*) FROM sqlite_master");
+  } catch (err) {
+    throw new OrchError("db_invalid", `${dbPath} could not be read as SQLite: ${(err as Error).message}`, { cause: err });
+  }
+  return db;
+}
+
+/**
+ * Opens a lock-free snapshot for reading. An older schema is migrated in
+ * memory only; nothing is written. The caller must close() the handle.
+ */
+export async function readSnapshot(dbPath: string): Promise<Db> {
+  const db = await load(readDbFile(dbPath), dbPath);
+  try {
+    const version = schemaVersion(db);
+    assertNotTooNew(version, dbPath);
+    if (version === 0) {
+      throw new OrchError("db_invalid", `${dbPath} is not an initialised orch database`, {
+        hint: `initialise it: inbox --db ${dbPath} init`,
+      });
+    }
+    if (version < SCHEMA_VERSION) migrate(db, dbPath);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/** Writes bytes to a temporary file beside the database and renames it into place. */
+function replaceFile(dbPath: string, bytes: Uint8Array, beforeRename: () => void): void {
+  const tmp = `${dbPath}.tmp-${rt.pid}-${rt.randomToken(4)}`;
+  try {
+    rt.writeFileDurable(tmp, bytes, true);
+    beforeRename();
+    renameWithRetry(tmp, dbPath);
+  } catch (err) {
+    rt.unlinkQuiet(tmp);
+    if (["EACCES", "EPERM", "EROFS"].includes(rt.errno(err) ?? "")) {
+      throw new OrchError("db_unwritable", `cannot write the database ${dbPath}: ${(err as Error).message}`, {
+        hint: "orch needs write access to the database's directory (it writes a temporary file there and renames it)",
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  rt.fsyncDir(rt.path.dirname(dbPath));
+}
+
+/** Windows refuses to rename over a file another process has open; that passes quickly. */
+function renameWithRetry(from: string, to: string): void {
+  const deadline = rt.now() + 2000;
+  for (;;) {
+    try {
+      rt.rename(from, to);
+      return;
+    } catch (err) {
+      const retryable = rt.isWindows && ["EPERM", "EBUSY", "EACCES"].includes(rt.errno(err) ?? "");
+      if (!retryable || rt.now() > deadline) throw err;
+      const until = rt.now() + 10;
+      while (rt.now() < until) {
+        // brief synchronous pause: we hold the lock and must not yield mid-write
+      }
+    }
+  }
+}
+
+/** A crashed writer can leave its temporary file behind; remove them once we own the lock. */
+function removeStaleTemps(dbPath: string): void {
+  const dir = rt.path.dirname(dbPath);
+  const prefix = `${rt.path.basename(dbPath)}.tmp-`;
+  for (const name of rt.readdir(dir)) if (name.startsWith(prefix)) rt.unlinkQuiet(rt.path.join(dir, name));
+}
+
+function assertDirWritable(dbPath: string): void {
+  const dir = rt.path.dirname(dbPath);
+  const st = rt.statOrNull(dir);
+  if (!st || !st.isDirectory()) {
+    throw new OrchError("db_unwritable", `the directory for ${dbPath} does not exist`, { hint: `create ${dir} first` });
+  }
+}
+
+async function lockFor(dbPath: string, options: StoreOptions) {
+  assertDirWritable(dbPath);
+  try {
+    return await acquireLock(dbPath, lockOptions(options));
+  } catch (err) {
+    if (["EACCES", "EPERM", "EROFS"].includes(rt.errno(err) ?? "")) {
+      throw new OrchError("db_unwritable", `cannot create the lock file beside ${dbPath}: ${(err as Error).message}`, {
+        hint: "orch needs write access to the database's directory",
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Runs `fn` as one transaction under the write lock and persists the result
+ * atomically. If `fn` throws, nothing is written. If it changes nothing, the
+ * file is not rewritten.
+ */
+export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, options: StoreOptions = {}): Promise<T> {
+  const lock = await lockFor(dbPath, options);
+  try {
+    if (lock.brokeStale) removeStaleTemps(dbPath);
+    const db = await load(readDbFile(dbPath), dbPath);
+    try {
+      if (schemaVersion(db) === 0) {
+        throw new OrchError("db_invalid", `${dbPath} is not an initialised orch database`, {
+          hint: `initialise it: inbox --db ${dbPath} init`,
+        });
+      }
+      const result = runInTransaction(db, dbPath, fn);
+      if (result.changed) replaceFile(dbPath, db.export(), () => lock.verify());
+      return result.value;
+    } finally {
+      db.close();
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+function runInTransaction<T>(db: Db, dbPath: string, fn: (db: Db) => T): { value: T; changed: boolean } {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const before = db.totalChanges();
+    const migrated = migrate(db, dbPath);
+    const value = fn(db);
+    const changed = migrated || db.totalChanges() !== before;
+    db.exec("COMMIT");
+    return { value, changed };
+  } catch (err) {
+    db.exec("ROLLBACK");
+    throw err;
+  }
+}
+
+export interface InitResult {
+  path: string;
+  created: boolean;
+  migrated_from: number | null;
+  schema_version: number;
+}
+
+/** Creates the database, or migrates an existing one; existing data is always kept. */
+export async function initDatabase(dbPath: string, options: StoreOptions = {}): Promise<InitResult> {
+  const lock = await lockFor(dbPath, options);
+  try {
+    if (lock.brokeStale) removeStaleTemps(dbPath);
+    const exists = rt.statOrNull(dbPath) !== null;
+    const db = exists ? await load(readDbFile(dbPath), dbPath) : await openBytes();
+    try {
+      const from = schemaVersion(db);
+      const { changed } = runInTransaction(db, dbPath, () => undefined);
+      if (changed || !exists) replaceFile(dbPath, db.export(), () => lock.verify());
+      return { path: dbPath, created: !exists, migrated_from: exists && changed ? from : null, schema_version: SCHEMA_VERSION };
+    } finally {
+      db.close();
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * A cheap fingerprint of the database file (no read of its contents). Every
+ * write replaces the file, so a change of inode, size or mtime means "reload".
+ */
+export function fileStamp(dbPath: string): string {
+  const st = rt.statOrNull(dbPath);
+  return st ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : "missing";
+}

@@ -1,0 +1,107 @@
+/**
+ * Blocking waits without a busy core: poll the database file's metadata (a
+ * stat, no read) every few tens of milliseconds and reload only when a writer
+ * has replaced the file, or when a watched lease is due to run out.
+ */
+import * as rt from "./_runtime.ts";
+import type { Db } from "./sqlite.ts";
+import { fileStamp, readSnapshot, type StoreOptions, writeTransaction } from "./storage.ts";
+import { listEvents, lastEventId, type OrchEvent } from "./events.ts";
+import { nextLeaseExpiry, reconcileRun, runNeedsReconcile } from "./reconcile.ts";
+import { getRun } from "./runs.ts";
+import { messagesFor, type Message } from "./inbox.ts";
+
+export const POLL_INTERVAL_MS = 40;
+const MAX_EVENTS = 1000;
+
+export interface PollOptions {
+  timeoutMs: number;
+  pollMs?: number;
+}
+
+/**
+ * Calls `check` on a fresh snapshot now and after every change of the file,
+ * until it returns a value or the timeout passes. `wakeAt` may name a time at
+ * which to check again even if the file did not change (lease expiries).
+ */
+export async function pollDatabase<T>(
+  dbPath: string,
+  check: (db: Db) => { value?: T; wakeAt?: number | null } | Promise<{ value?: T; wakeAt?: number | null }>,
+  options: PollOptions,
+): Promise<{ value?: T; timed_out: boolean }> {
+  const deadline = rt.now() + options.timeoutMs;
+  const pollMs = options.pollMs ?? POLL_INTERVAL_MS;
+  for (;;) {
+    const stamp = fileStamp(dbPath);
+    const db = await readSnapshot(dbPath);
+    let outcome: { value?: T; wakeAt?: number | null };
+    try {
+      outcome = await check(db);
+    } finally {
+      db.close();
+    }
+    if (outcome.value !== undefined) return { value: outcome.value, timed_out: false };
+    const wakeAt = Math.min(deadline, outcome.wakeAt ?? Infinity);
+    while (fileStamp(dbPath) === stamp && rt.now() < wakeAt) {
+      await rt.sleep(Math.max(1, Math.min(pollMs, wakeAt - rt.now())));
+    }
+    if (fileStamp(dbPath) === stamp && rt.now() >= deadline) return { timed_out: true };
+  }
+}
+
+export interface WaitEventsInput {
+  run: string;
+  types?: readonly string[];
+  after: number;
+  timeoutMs: number;
+}
+
+export interface WaitEventsResult {
+  run_id: string;
+  events: OrchEvent[];
+  last_event_id: number;
+  timed_out: boolean;
+}
+
+/** Blocks until events of the given types exist after `after`; reconciles (lease expiry) as it goes. */
+export async function waitForEvents(dbPath: string, input: WaitEventsInput, options: StoreOptions = {}): Promise<WaitEventsResult> {
+  let lastSeen = input.after;
+  const outcome = await pollDatabase<OrchEvent[]>(dbPath, async (db) => {
+    getRun(db, input.run);
+    if (runNeedsReconcile(db, input.run)) {
+      await writeTransaction(dbPath, (w) => reconcileRun(w, input.run), options);
+      return { wakeAt: rt.now() };
+    }
+    lastSeen = lastEventId(db, input.run);
+    const events = listEvents(db, input.run, input.after, input.types, MAX_EVENTS);
+    // a full page may not reach the end of the log: the cursor stops at what was returned
+    if (events.length === MAX_EVENTS) lastSeen = events[events.length - 1]!.id;
+    return events.length > 0 ? { value: events } : { wakeAt: nextLeaseExpiry(db, input.run) };
+  }, { timeoutMs: input.timeoutMs });
+  const events = outcome.value ?? [];
+  return {
+    run_id: input.run,
+    events,
+    last_event_id: lastSeen,
+    timed_out: outcome.timed_out,
+  };
+}
+
+export interface WaitMessagesInput {
+  worker: string;
+  thread?: number;
+  after: number;
+  kinds?: readonly string[];
+  timeoutMs: number;
+}
+
+/** Blocks until messages addressed to the worker arrive after the cursor. */
+export async function waitForMessages(dbPath: string, input: WaitMessagesInput): Promise<{ messages: Message[]; timed_out: boolean; cursor: number }> {
+  const outcome = await pollDatabase<Message[]>(dbPath, (db) => {
+    const found = messagesFor(db, input.worker, input.after, input.thread)
+      .filter((m) => !input.kinds || input.kinds.includes(m.kind));
+    return found.length > 0 ? { value: found } : {};
+  }, { timeoutMs: input.timeoutMs });
+  const messages = outcome.value ?? [];
+  return { messages, timed_out: outcome.timed_out, cursor: messages.length ? messages[messages.length - 1]!.id : input.after };
+}

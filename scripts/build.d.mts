@@ -1,0 +1,1 @@
+export function buildBundle(outfile?: string): Promise<string>;

@@ -1,0 +1,58 @@
+/**
+ * Builds dist/orch.mjs: one ES module with sql.js's WASM inlined, runnable
+ * by Node >= 20, Deno >= 2 and Bun with no file beside it.
+ */
+import { build } from "esbuild";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import * as path from "node:path";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(import.meta.url);
+const wasmPath = require.resolve("sql.js/dist/sql-wasm.wasm");
+
+/** Swaps lib/_wasm.ts for a module that carries the WASM bytes. */
+/** @type {import("esbuild").Plugin} */
+const inlineWasm = {
+  name: "inline-sqlite-wasm",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]lib[\\/]_wasm\.ts$/ }, () => ({
+      contents: `import bytes from ${JSON.stringify(wasmPath)};\nexport function loadSqliteWasm() { return bytes; }\n`,
+      loader: "ts",
+      resolveDir: root,
+    }));
+  },
+};
+
+export async function buildBundle(outfile = path.join(root, "dist", "orch.mjs")) {
+  await build({
+    entryPoints: [path.join(root, "cli", "bin.ts")],
+    outfile,
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    minify: true,
+    legalComments: "none",
+    loader: { ".wasm": "binary" },
+    plugins: [inlineWasm],
+    // sql.js is CommonJS: it calls require() for Node built-ins and reads __dirname; an ESM bundle has neither.
+    banner: {
+      js: [
+        "#!/usr/bin/env node",
+        'import { createRequire as __orchRequire } from "node:module";',
+        'import { fileURLToPath as __orchPath } from "node:url";',
+        "const require = __orchRequire(import.meta.url);",
+        "const __filename = __orchPath(import.meta.url);",
+        'const __dirname = __filename.replace(/[\\\\/][^\\\\/]*$/, "");',
+      ].join("\n"),
+    },
+    logLevel: "warning",
+  });
+  return outfile;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const out = await buildBundle();
+  console.log(`built ${path.relative(root, out)}`);
+}
