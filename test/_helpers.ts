@@ -3,7 +3,8 @@
  * against temporary databases.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -138,4 +139,20 @@ export function fails(r: RunResult, code: string): any {
 
 export function sqlite3(db: string, sql: string): string {
   return spawnSync("sqlite3", [db, sql], { encoding: "utf8" }).stdout.trim();
+}
+
+/** sha256 of a file's bytes (hex), to prove a failed command changed nothing. */
+export function sha256File(file: string): string {
+  return createHash("sha256").update(readFileSync(file)).digest("hex");
+}
+
+/** Polls `check` until it returns a truthy value; fails after `timeoutMs` naming `what`. */
+export async function waitUntil<T>(check: () => T | undefined | null | false, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
