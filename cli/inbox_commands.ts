@@ -4,7 +4,7 @@ import { act } from "./main.ts";
 import { bodyFrom, type CommandResult, type Context, intOption } from "./_context.ts";
 import { initDatabase } from "../lib/storage.ts";
 import * as inbox from "../lib/inbox.ts";
-import { bodySchema, check, idSchema, parseJsonArg } from "../lib/validate.ts";
+import { bodySchema, check, idSchema, LIMITS, parseJsonArg } from "../lib/validate.ts";
 import { waitForMessages } from "../lib/wait.ts";
 import { OrchError } from "../lib/errors.ts";
 import { kv, oneLine, paint, relative, status, table } from "./_format.ts";
@@ -14,6 +14,45 @@ const threadId = (v: string | undefined, flag = "--thread") => intOption(v, flag
 const tokenSchema = z.string().regex(/^[0-9a-f]{32}$/, { message: "must be the 32-character lease token printed by `inbox claim`" });
 const kindSchema = z.enum(inbox.MESSAGE_KINDS, { message: `must be one of ${inbox.MESSAGE_KINDS.join(", ")}` });
 const MAX_WAIT_SECONDS = 86_400;
+
+/** The errors every lease-guarded write can end with (shown in each worker verb's --help). */
+const WORKER_WRITE_ERRORS = `
+Errors (--json: {"ok": false, "error": {"code", "message", "hint"}}):
+  usage (exit 2)       malformed --token, empty or oversized body (limit ${LIMITS.bodyBytes} bytes),
+                       a JSON flag that is not a JSON object (limit ${LIMITS.jsonBytes} bytes)
+  lease_lost (exit 5)  the token's lease is over: the attempt was cancelled, reassigned,
+                       released, finished or its lease expired (the message says which),
+                       or the token is unknown. Stop working on the thread; nothing was written.`;
+
+/**
+ * \`ask --wait\`: waits for the answer (or a cancel) and keeps the lease alive
+ * meanwhile, because a worker blocked in this command is still at work.
+ */
+async function waitForAnswer(
+  ctx: Context,
+  token: string,
+  asked: inbox.WorkerWriteResult,
+  timeoutMs: number,
+): Promise<{ reply: inbox.Message | null; timed_out: boolean }> {
+  const deadline = Date.now() + timeoutMs;
+  const question = asked.message!;
+  let lease = asked.lease!;
+  for (;;) {
+    const renewAt = Date.parse(lease.expires_at) - lease.seconds * 500;
+    const chunk = Math.max(0, Math.min(deadline, renewAt) - Date.now());
+    const w = await waitForMessages(ctx.dbPath, {
+      worker: lease.worker,
+      thread: asked.thread.id,
+      after: question.id,
+      kinds: ["answer", "cancel"],
+      timeoutMs: chunk,
+    });
+    if (w.messages.length > 0) return { reply: w.messages[0]!, timed_out: false };
+    if (Date.now() >= deadline) return { reply: null, timed_out: true };
+    const beat = await ctx.write((db) => inbox.heartbeat(db, token));
+    lease = beat.lease!;
+  }
+}
 
 function threadLine(t: inbox.Thread): string[] {
   return [
@@ -153,6 +192,12 @@ fail, release) needs it as --token.
 
 Output (--json): {"ok": true, "thread": {...}, "lease": {"token", "worker", "claimed_at", "expires_at", "seconds"}, "messages": [...the assignment...]}
 
+Errors:
+  usage (exit 2)            missing/invalid --as, --thread or --lease-seconds (1..${MAX_WAIT_SECONDS})
+  not_found (exit 3)        no such thread, or no open thread is addressed to --as
+  already_claimed (exit 4)  another claim holds the thread (the message names it and its expiry)
+  invalid_state (exit 4)    the thread is closed (its attempt ended) or addressed to another worker
+
 Example:
   inbox --db ./coord.db --json claim --as qa-worker --thread 3`),
     async (o, ctx) => {
@@ -181,7 +226,11 @@ Example:
       .addHelpText("after", `
 Fails with lease_lost (exit 5) if the attempt was cancelled, reassigned, released or expired.
 
-Output (--json): {"ok": true, "thread": {...}, "lease": {...}}`),
+Output (--json): {"ok": true, "thread": {...}, "lease": {"worker", "claimed_at", "expires_at", "seconds"}}
+${WORKER_WRITE_ERRORS}
+
+Example:
+  inbox --db ./coord.db --json heartbeat --token TOKEN`),
     async (o, ctx) => {
       const token = tokenOf(o);
       const seconds = intOption(o.leaseSeconds, "--lease-seconds", 1, MAX_WAIT_SECONDS);
@@ -201,6 +250,7 @@ Output (--json): {"ok": true, "thread": {...}, "lease": {...}}`),
   act(
     workerVerb("progress", "report progress (extends the lease)").addHelpText("after", `
 Output (--json): {"ok": true, "thread": {...}, "lease": {...}, "message": {...}}
+${WORKER_WRITE_ERRORS}
 
 Example:
   inbox --db ./coord.db --json progress --token TOKEN --body "Parsed the logs; 3 failures share a timeout."`),
@@ -218,11 +268,15 @@ Example:
       .option("--timeout-seconds <s>", "with --wait: give up after this long (default 600)")
       .addHelpText("after", `
 With --wait the command returns when the leader answers (or cancels the
-attempt), or when the timeout passes: "answer" is then null and "timed_out"
-true; wait again later with \`inbox wait --as WORKER --thread ID --after MESSAGE_ID\`.
+attempt: "answer" is then the cancel message), or when the timeout passes:
+"answer" is then null and "timed_out" true; wait again later with
+\`inbox wait --as WORKER --thread ID --after MESSAGE_ID\`. While it waits it
+keeps the lease alive (a heartbeat whenever half the lease has run down).
 
 Output (--json): {"ok": true, "thread": {...}, "lease": {...}, "message": {...the question...},
-                  "answer": {...}|null, "timed_out": bool}   (answer/timed_out with --wait only)
+                  "answer": {"id", "kind": "answer"|"cancel", "body", "payload", ...}|null,
+                  "timed_out": bool}   (answer/timed_out with --wait only)
+${WORKER_WRITE_ERRORS}
 
 Example:
   inbox --db ./coord.db --json ask --token TOKEN --body "Support drafts?" --wait --timeout-seconds 900`),
@@ -234,14 +288,8 @@ Example:
       const asked = await ctx.write((db) => inbox.ask(db, token, body, payload));
       if (!o.wait) return workerWriteResult(asked, `question ${asked.message!.id} posted; task blocked`);
       const worker = asked.lease!.worker;
-      const w = await waitForMessages(ctx.dbPath, {
-        worker,
-        thread: asked.thread.id,
-        after: asked.message!.id,
-        kinds: ["answer", "cancel"],
-        timeoutMs: timeout * 1000,
-      });
-      const reply = w.messages[0] ?? null;
+      const w = await waitForAnswer(ctx, token, asked, timeout * 1000);
+      const reply = w.reply;
       const text = reply
         ? `${reply.kind === "cancel" ? "cancelled" : "answer"} (message ${reply.id}):\n${reply.body}${reply.payload ? `\npayload: ${JSON.stringify(reply.payload)}` : ""}`
         : `no answer within ${timeout}s; wait again with: inbox wait --as ${worker} --thread ${asked.thread.id} --after ${asked.message!.id}`;
@@ -256,15 +304,26 @@ Example:
       .option("--after <message-id>", "only messages after this id", "0")
       .option("--timeout-seconds <s>", "give up after this long (default 600)")
       .addHelpText("after", `
-Output (--json): {"ok": true, "messages": [...], "cursor": LAST_MESSAGE_ID, "timed_out": bool}
-Pass "cursor" back as --after next time.`),
+Returns as soon as at least one message addressed to --as (on --thread, if
+given) exists after --after; a worker uses it to hear answers and cancel
+messages. It does not extend a lease: heartbeat if you wait long.
+
+Output (--json): {"ok": true, "messages": [{"id", "thread_id", "kind", "from", "to", "body", "payload", "created_at"}],
+                  "cursor": LAST_MESSAGE_ID, "timed_out": bool}
+Pass "cursor" back as --after next time. On timeout: ok with "timed_out": true (exit 0).
+
+Errors: usage (exit 2) for a missing --as or bad numbers; not_found (exit 3) for an unknown --thread.
+
+Example:
+  inbox --db ./coord.db --json wait --as qa-worker --thread 3 --after 12 --timeout-seconds 900`),
     async (o, ctx) => {
       if (o.as === undefined) throw new OrchError("usage", "give --as WORKER (your worker name)");
       const worker = check(idSchema("--as"), o.as, "--as");
       const thread = threadId(o.thread);
       const after = intOption(o.after, "--after", 0, Number.MAX_SAFE_INTEGER)!;
       const timeout = intOption(o.timeoutSeconds, "--timeout-seconds", 0, MAX_WAIT_SECONDS) ?? 600;
-      await ctx.read(() => undefined); // fail fast on a bad database
+      // fail fast on a bad database or an unknown thread
+      await ctx.read((db) => (thread === undefined ? undefined : inbox.getThreadRow(db, thread)));
       const r = await waitForMessages(ctx.dbPath, { worker, thread, after, timeoutMs: timeout * 1000 });
       return {
         data: { ...r },
@@ -275,7 +334,10 @@ Pass "cursor" back as --after next time.`),
 
   act(
     workerVerb("done", "finish the attempt with a result; the task becomes done", "--result-json").addHelpText("after", `
-Output (--json): {"ok": true, "thread": {...}, "lease": null, "message": {...the result...}}
+--result-json is a JSON object the leader reads as the message's payload.
+
+Output (--json): {"ok": true, "thread": {...}, "lease": null, "message": {...the result, "payload": RESULT_JSON...}}
+${WORKER_WRITE_ERRORS}
 
 Example:
   inbox --db ./coord.db --json done --token TOKEN --body "Root cause: DB pool timeout." --result-json '{"files":["src/db.ts"]}'`),
@@ -289,7 +351,11 @@ Example:
 
   act(
     workerVerb("fail", "give up on the attempt with a reason; the task becomes failed (the leader may retry)").addHelpText("after", `
-Output (--json): {"ok": true, "thread": {...}, "lease": null, "message": {...the failure...}}`),
+Output (--json): {"ok": true, "thread": {...}, "lease": null, "message": {...the failure...}}
+${WORKER_WRITE_ERRORS}
+
+Example:
+  inbox --db ./coord.db --json fail --token TOKEN --body "The logs needed are gone from CI."`),
     async (o, ctx) => {
       const token = tokenOf(o);
       const body = bodyOf(o);
@@ -302,7 +368,14 @@ Output (--json): {"ok": true, "thread": {...}, "lease": null, "message": {...the
     program.command("release").description("give the thread back unfinished; it can be claimed again")
       .option("--token <token>", "your lease token (required)")
       .addHelpText("after", `
-Output (--json): {"ok": true, "thread": {...}, "lease": null}`),
+The lease ends and the token is refused from now on; the task goes back to
+dispatched, and this or another worker of the same name can claim it again.
+
+Output (--json): {"ok": true, "thread": {...}, "lease": null}
+${WORKER_WRITE_ERRORS}
+
+Example:
+  inbox --db ./coord.db --json release --token TOKEN`),
     async (o, ctx) => {
       const token = tokenOf(o);
       return workerWriteResult(await ctx.write((db) => inbox.release(db, token)), "released");

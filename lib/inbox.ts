@@ -344,8 +344,10 @@ function leaseLostReason(db: Db, lease: LeaseRow, thread: ThreadRow, now: number
       return `the lease on ${what} expired at ${isoTime(lease.expires_at)}`;
     case "cancelled":
       return `${what} was cancelled by the leader`;
-    case "reassigned":
-      return `${what} was reassigned to another worker`;
+    case "reassigned": {
+      const next = successorOf(db, thread);
+      return `${what} was reassigned${next ? ` to ${next.worker} (attempt ${next.number})` : " to another worker"}`;
+    }
     case "released":
       return `the lease on ${what} was released`;
     case "done":
@@ -354,6 +356,16 @@ function leaseLostReason(db: Db, lease: LeaseRow, thread: ThreadRow, now: number
     default:
       return `the lease on ${what} ended (${lease.end_reason ?? "unknown"})`;
   }
+}
+
+/** The attempt that replaced the one on this thread, if any (for lease_lost messages). */
+function successorOf(db: Db, thread: ThreadRow): { worker: string; number: number } | undefined {
+  if (thread.attempt_id === null) return undefined;
+  const a = getAttemptRow(db, thread.attempt_id);
+  return db.get<{ worker: string; number: number }>(
+    "SELECT worker, number FROM attempts WHERE run_id = ? AND task_id = ? AND number > ? ORDER BY number LIMIT 1",
+    [a.run_id, a.task_id, a.number],
+  );
 }
 
 /** The live lease for a token, or a lease_lost error saying what happened to the attempt. */
@@ -414,6 +426,19 @@ function workerPost(db: Db, token: string, kind: MessageKind, body: string, payl
         message_id: message.id,
         actor: lease.worker,
         data: { body: preview(body) },
+      });
+    }
+    // a further question on an already blocked attempt changes no state, but the leader must hear of it
+    if (kind === "question" && a.status === "blocked") {
+      appendEvent(db, {
+        run_id: a.run_id,
+        type: "task_blocked",
+        task_id: a.task_id,
+        attempt_id: a.id,
+        thread_id: thread.id,
+        message_id: message.id,
+        actor: lease.worker,
+        data: { question: preview(body) },
       });
     }
     foldAttempt(db, a, now);

@@ -148,6 +148,21 @@ export function nextLeaseExpiry(db: Db, runId: string): number | null {
 }
 
 /**
+ * `reconcile` as a command: folds what there is to fold. When a lock-free
+ * snapshot shows nothing to fold, it takes no lock and writes nothing.
+ */
+export async function reconcileFile(dbPath: string, runId: string, options: StoreOptions = {}): Promise<ReconcileResult> {
+  const snapshot = await readSnapshot(dbPath);
+  try {
+    getRun(snapshot, runId);
+    if (!runNeedsReconcile(snapshot, runId)) return { run_id: runId, changed: 0, attempts: [] };
+  } finally {
+    snapshot.close();
+  }
+  return await writeTransaction(dbPath, (db) => reconcileRun(db, runId), options);
+}
+
+/**
  * Reads a run after reconciling it. The common case (nothing to fold) takes
  * no lock and writes nothing; otherwise the fold is written first.
  */
