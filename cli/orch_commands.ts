@@ -10,7 +10,7 @@ import * as tasks from "../lib/tasks.ts";
 import { addDeps, dependenciesOf, dependentsOf } from "../lib/deps.ts";
 import * as attempts from "../lib/attempts.ts";
 import { dispatchTask, reassignTask, retryTask, type CodeOptions } from "../lib/leader.ts";
-import { readReconciled, reconcileRun } from "../lib/reconcile.ts";
+import { readReconciled, reconcileFile } from "../lib/reconcile.ts";
 import { blockedTasks, runShow, statusView, type StatusView, type TaskView } from "../lib/status.ts";
 import { EVENT_DESCRIPTIONS, EVENT_TYPES, type OrchEvent } from "../lib/events.ts";
 import { waitForEvents } from "../lib/wait.ts";
@@ -73,7 +73,7 @@ function renderStatus(v: StatusView): string {
     status(t.ready ? "ready" : t.status),
     attemptLine(t.attempt),
     t.attempt?.lease ? relative(t.attempt.lease.expires_at) : "-",
-    t.waiting_on.length > 0 ? `waits on ${tasks.describeBlockers(t.waiting_on)}` : t.latest_message ? `${t.latest_message.kind}: ${oneLine(t.latest_message.body, 50)}` : oneLine(t.title, 50),
+    t.waiting_on.length > 0 ? `waits on ${tasks.describeBlockers(t.waiting_on)}` : (t.status === "failed" || t.status === "cancelled") && t.status_reason ? `${t.status}: ${oneLine(t.status_reason, 50)}` : t.latest_message ? `${t.latest_message.kind}: ${oneLine(t.latest_message.body, 50)}` : oneLine(t.title, 50),
   ]);
   const next = v.next.map((n) => `  ${n.action}${n.task_id ? ` ${n.task_id}` : ""}: ${oneLine(n.reason, 90)}`).join("\n");
   return `${head}\n\n${table(["TASK", "STATUS", "ATTEMPT", "LEASE", "DETAIL"], rows) || "no tasks yet"}\n\nnext:\n${next || "  (nothing)"}`;
@@ -281,6 +281,15 @@ has an active attempt: dispatch never makes a duplicate attempt.
 Output (--json): {"ok": true, "run_id", "task": {...}, "attempt": {"id", "number", "thread_id",
   "assigned_to", "execution_mode", "status", "lease", "repo_path", "base_ref", "base_commit",
   "branch", "worktree_path", ...}, "assignment": {...message...}, "db": PATH, "notes": [...]}
+Give attempt.thread_id and attempt.assigned_to to the worker (orch-worker-brief does).
+
+Errors:
+  usage (exit 2)          missing flag, bad id or mode, empty/oversized body, or neither --to
+                          nor a task --default-to
+  not_found (exit 3)      unknown run or task
+  not_ready (exit 4)      a dependency is not done (the message names what it waits on)
+  invalid_state (exit 4)  the task already has an active attempt, is done/failed/cancelled,
+                          or the run is cancelled
 
 Example:
   orch --db ./coord.db --json dispatch --run blog_mvp_001 --task T2 --execution-mode analysis --to qa-worker --body "Summarise the failing logs."`),
@@ -305,14 +314,21 @@ Example:
       .option("--run <id>", "the run")
       .addHelpText("after", `
 Folds: claimed -> running, question -> blocked, answer -> running, result -> done,
-failure -> failed, lease expired -> failed (reason "lease expired"). Idempotent:
-a second call changes nothing.
+failure -> failed, lease expired -> failed (reason "lease expired"), with their
+events (task_claimed, task_blocked, task_answered, task_done, lease_expired +
+task_failed ...). Idempotent: a second call changes nothing, and when there is
+nothing to fold it takes no lock and writes nothing.
 
-Output (--json): {"ok": true, "run_id", "changed": N, "attempts": [{"attempt_id", "task_id", "from", "to"}]}`),
+Output (--json): {"ok": true, "run_id", "changed": N, "attempts": [{"attempt_id", "task_id", "from", "to"}]}
+
+Errors: usage (exit 2) missing/bad --run; not_found (exit 3) unknown run.
+
+Example:
+  orch --db ./coord.db --json reconcile --run blog_mvp_001`),
     async (o, ctx) => {
       required(o, "--run");
       const r0 = runId(o.run);
-      const r = await ctx.write((db) => reconcileRun(db, r0));
+      const r = await reconcileFile(ctx.dbPath, r0, ctx.store);
       return {
         data: { ...r },
         text: r.changed === 0 ? `nothing to reconcile in ${r0}` : r.attempts.map((a) => `${a.task_id}: attempt ${a.attempt_id} ${a.from} -> ${a.to}`).join("\n"),
@@ -336,6 +352,9 @@ ${EVENT_HELP}
 
 Output (--json): {"ok": true, "run_id", "events": [{"id", "type", "task_id", "attempt_id", "thread_id",
   "message_id", "actor", "data", "created_at"}], "last_event_id": N, "timed_out": bool}
+Pass last_event_id back as --after-event next time.
+
+Errors: usage (exit 2) unknown event type or bad number; not_found (exit 3) unknown run.
 
 Example:
   orch --db ./coord.db --json wait --run blog_mvp_001 --for task_blocked,task_done,task_failed --after-event 0 --timeout-seconds 900`),
@@ -362,7 +381,15 @@ Example:
     program.command("blocked").description("blocked tasks with their open question")
       .option("--run <id>", "the run")
       .addHelpText("after", `
-Output (--json): {"ok": true, "run_id", "blocked": [{"task": {...}, "attempt": {...}, "question": {"id", "body", "payload", "from", ...}}]}`),
+Reconciles first. Answer each with \`orch answer --run RUN --task TASK --body TEXT\`.
+
+Output (--json): {"ok": true, "run_id", "blocked": [{"task": {...}, "attempt": {"thread_id", "assigned_to", ...},
+  "question": {"id", "body", "payload", "from", "created_at", ...}}]}
+
+Errors: usage (exit 2) missing/bad --run; not_found (exit 3) unknown run.
+
+Example:
+  orch --db ./coord.db --json blocked --run blog_mvp_001`),
     async (o, ctx) => {
       required(o, "--run");
       const r0 = runId(o.run);
@@ -382,9 +409,15 @@ Output (--json): {"ok": true, "run_id", "blocked": [{"task": {...}, "attempt": {
       .option("--body-file <path>", "read the answer from a file")
       .option("--payload-json <json>", "a structured decision (JSON object) beside the text")
       .addHelpText("after", `
-Refused (invalid_state) when the task is not blocked.
+The answer is posted on the active attempt's thread, addressed to its worker
+(\`inbox ask --wait\` returns it; \`inbox wait\` shows it), and the task runs again.
 
 Output (--json): {"ok": true, "task": {...}, "attempt": {...}, "question": {...}, "answer": {...}}
+
+Errors:
+  usage (exit 2)          missing flag, empty/oversized body, --payload-json not a JSON object
+  not_found (exit 3)      unknown run or task
+  invalid_state (exit 4)  the task is not blocked (nothing to answer)
 
 Example:
   orch --db ./coord.db --json answer --run blog_mvp_001 --task T2 --body "MVP supports draft and published only." --payload-json '{"states":["draft","published"]}'`),
@@ -415,7 +448,15 @@ Example:
     loopCmd("retry", "make a fresh attempt (new thread; new worktree in code mode) for a failed, lease-expired or cancelled task")
       .option("--to <worker>", "the worker (default: the previous attempt's)")
       .addHelpText("after", `
-Output (--json): same as dispatch: {"ok": true, "task", "attempt", "assignment", "db", "notes"}
+Default worker: the previous attempt's. The old attempt's thread stays closed,
+so its worker's token stays refused.
+
+Output (--json): same as dispatch: {"ok": true, "run_id", "task", "attempt", "assignment", "db", "notes"}
+
+Errors:
+  usage (exit 2)          missing flag, bad id, empty/oversized body
+  not_found (exit 3)      unknown run or task
+  invalid_state (exit 4)  the task is not failed or cancelled (reassign replaces an active attempt)
 
 Example:
   orch --db ./coord.db --json retry --run blog_mvp_001 --task T7a --to backend-worker --body "Retry after fixing the contract mismatch."`),
@@ -431,9 +472,18 @@ Example:
     loopCmd("reassign", "cancel the active attempt (its worker is told) and dispatch a fresh one to another worker")
       .option("--to <worker>", "the new worker (required)")
       .addHelpText("after", `
-The old worker's thread gets a cancel message and its later writes are refused (lease_lost).
+The old worker's thread gets a cancel message and its later writes are refused
+(lease_lost, naming the reassignment); the new attempt gets a fresh thread.
 
-Output (--json): dispatch's fields plus "cancelled_attempt": {...}`),
+Output (--json): dispatch's fields plus "cancelled_attempt": {...the old attempt, status cancelled...}
+
+Errors:
+  usage (exit 2)          missing flag (--to is required), bad id, empty/oversized body
+  not_found (exit 3)      unknown run or task
+  invalid_state (exit 4)  the task has no active attempt (use retry for a failed task)
+
+Example:
+  orch --db ./coord.db --json reassign --run blog_mvp_001 --task T2 --to qa-worker-2 --body "Take over from qa-worker."`),
     async (o, ctx) => {
       required(o, "--run", "--task", "--to");
       const input = { run: runId(o.run), task: taskId(o.task), to: workerId(o.to), body: optBody(o), code: codeOptions(o) };
@@ -446,15 +496,26 @@ Output (--json): dispatch's fields plus "cancelled_attempt": {...}`),
     program.command("cancel").description("cancel one task (--task) or the whole run; active attempts are ended and their workers told")
       .option("--run <id>", "the run")
       .option("--task <id>", "only this task (default: every unfinished task, and the run)")
-      .option("--body <text>", "the message the workers get")
+      .option("--body <text>", "the cancel message the active attempts' workers get")
+      .option("--body-file <path>", "read the cancel message from a file")
       .addHelpText("after", `
-History is kept. Tasks that depend on a cancelled task stay pending and show it in
-waiting_on (status lists them under next: fix_dependency).
+Each active attempt's thread gets a cancel message and is closed; its worker's
+later writes are refused (lease_lost, saying it was cancelled). History is kept.
+Tasks that depend on a cancelled task stay pending and show it in waiting_on
+(status lists them under next: fix_dependency).
 
-Output (--json): {"ok": true, "run_id", "cancelled_tasks": [...], "cancelled_attempts": [...], "already_finished": [...], "run_cancelled": bool}`),
+Output (--json): {"ok": true, "run_id", "cancelled_tasks": [...], "cancelled_attempts": [ATTEMPT_ID...], "already_finished": [...], "run_cancelled": bool}
+
+Errors:
+  usage (exit 2)          bad id, empty/oversized body
+  not_found (exit 3)      unknown run or task
+  invalid_state (exit 4)  the task is already done or cancelled, or the run is already cancelled
+
+Example:
+  orch --db ./coord.db --json cancel --run blog_mvp_001 --task T3 --body "Out of scope."`),
     async (o, ctx) => {
       required(o, "--run");
-      const input = { run: runId(o.run), task: o.task === undefined ? undefined : taskId(o.task), body: o.body === undefined ? undefined : check(bodySchema(), o.body, "--body") };
+      const input = { run: runId(o.run), task: o.task === undefined ? undefined : taskId(o.task), body: optBody(o) };
       const r = await ctx.write((db) => attempts.cancel(db, input));
       return {
         data: { ...r },
