@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { randomBytes } from "node:crypto";
+import * as v8 from "node:v8";
 
 export type RuntimeName = "node" | "deno" | "bun";
 
@@ -47,6 +48,20 @@ export function isProcessAlive(processId: number): boolean {
   }
 }
 
+/**
+ * orch runs as many short processes. On Node, V8's optimising WASM tier
+ * compiles much of SQLite in the background on every start and roughly doubles
+ * a command's CPU time; the baseline tier alone is plenty for small databases.
+ */
+export function preferQuickWasmStartup(): void {
+  if (runtimeInfo().name !== "node") return;
+  try {
+    v8.setFlagsFromString("--liftoff-only");
+  } catch {
+    // an embedder that refuses V8 flags just keeps the default tiers
+  }
+}
+
 export function cpuUsageMicros(): number {
   const u = process.cpuUsage();
   return u.user + u.system;
@@ -80,6 +95,9 @@ export const mkdirp = (p: string): void => void fs.mkdirSync(p, { recursive: tru
 export const exists = (p: string): boolean => fs.existsSync(p);
 export const realpath = (p: string): string => fs.realpathSync(p);
 export const rmrf = (p: string): void => fs.rmSync(p, { recursive: true, force: true });
+export const rmdir = (p: string): void => fs.rmdirSync(p);
+/** Appends with O_APPEND, so concurrent writers never overwrite each other. */
+export const appendText = (p: string, text: string): void => fs.appendFileSync(p, text);
 
 export function unlinkQuiet(p: string): void {
   try {
@@ -122,4 +140,18 @@ export function diskUsage(p: string): number {
   if (!st.isDirectory()) return st.size;
   for (const entry of fs.readdirSync(p)) total += diskUsage(path.join(p, entry));
   return total;
+}
+
+/** Reads standard input as UTF-8 text, up to maxBytes (for `-` file arguments). */
+export async function readStdin(maxBytes: number): Promise<{ text: string; tooLong: boolean }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    const b = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array);
+    size += b.length;
+    // stop rather than buffer an unbounded stream; the caller reports the limit
+    if (size > maxBytes) return { text: "", tooLong: true };
+    chunks.push(b);
+  }
+  return { text: Buffer.concat(chunks).toString("utf8"), tooLong: false };
 }

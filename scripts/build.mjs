@@ -10,14 +10,24 @@ import * as path from "node:path";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
 const wasmPath = require.resolve("sql.js/dist/sql-wasm.wasm");
+const briefTemplatePath = path.join(root, "skills", "orch", "references", "worker-brief-template.md");
 
-/** Swaps lib/_wasm.ts for a module that carries the WASM bytes. */
+/**
+ * Swaps the modules that read files at run time from source for modules that
+ * carry the contents: lib/_wasm.ts (the SQLite WASM bytes) and
+ * lib/_brief_template.ts (the default worker brief template).
+ */
 /** @type {import("esbuild").Plugin} */
-const inlineWasm = {
-  name: "inline-sqlite-wasm",
+const inlineAssets = {
+  name: "inline-assets",
   setup(b) {
     b.onLoad({ filter: /[\\/]lib[\\/]_wasm\.ts$/ }, () => ({
       contents: `import bytes from ${JSON.stringify(wasmPath)};\nexport function loadSqliteWasm() { return bytes; }\n`,
+      loader: "ts",
+      resolveDir: root,
+    }));
+    b.onLoad({ filter: /[\\/]lib[\\/]_brief_template\.ts$/ }, () => ({
+      contents: `import text from ${JSON.stringify(briefTemplatePath)};\nexport function loadDefaultBriefTemplate() { return text; }\n`,
       loader: "ts",
       resolveDir: root,
     }));
@@ -34,8 +44,8 @@ export async function buildBundle(outfile = path.join(root, "dist", "orch.mjs"))
     target: "node20",
     minify: true,
     legalComments: "none",
-    loader: { ".wasm": "binary" },
-    plugins: [inlineWasm],
+    loader: { ".wasm": "binary", ".md": "text" },
+    plugins: [inlineAssets],
     // sql.js is CommonJS: it calls require() for Node built-ins and reads __dirname; an ESM bundle has neither.
     banner: {
       js: [
