@@ -5,6 +5,7 @@
 import initSqlJs from "sql.js";
 import type { Database, SqlJsStatic, Statement, SqlValue } from "sql.js";
 import { loadSqliteWasm } from "./_wasm.ts";
+import * as rt from "./_runtime.ts";
 
 export type Param = string | number | null | Uint8Array | boolean | undefined;
 export type Params = readonly Param[];
@@ -14,6 +15,7 @@ let engine: Promise<SqlJsStatic> | undefined;
 
 /** Loads the SQLite engine once per process. */
 export function sqlEngine(): Promise<SqlJsStatic> {
+  if (!engine) rt.preferQuickWasmStartup();
   engine ??= initSqlJs({ wasmBinary: loadSqliteWasm() as unknown as ArrayBuffer });
   return engine;
 }
