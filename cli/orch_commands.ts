@@ -7,12 +7,12 @@ import { OrchError } from "../lib/errors.ts";
 import { bodySchema, check, idSchema, parseJsonArg, textSchema, titleSchema } from "../lib/validate.ts";
 import * as runs from "../lib/runs.ts";
 import * as tasks from "../lib/tasks.ts";
-import { addDeps, dependenciesOf, dependentsOf } from "../lib/deps.ts";
+import { addDeps, dependenciesOf, dependentsOf, waitingDependents } from "../lib/deps.ts";
 import * as attempts from "../lib/attempts.ts";
 import { dispatchTask, reassignTask, retryTask, type CodeOptions } from "../lib/leader.ts";
 import { readReconciled, reconcileFile } from "../lib/reconcile.ts";
 import { blockedTasks, runShow, statusView, type StatusView, type TaskView } from "../lib/status.ts";
-import { EVENT_DESCRIPTIONS, EVENT_TYPES, type OrchEvent } from "../lib/events.ts";
+import { EVENT_DESCRIPTIONS, EVENT_TYPES, type OrchEvent, parseEventTypes } from "../lib/events.ts";
 import { waitForEvents } from "../lib/wait.ts";
 import { kv, oneLine, paint, relative, status, table } from "./_format.ts";
 
@@ -75,7 +75,7 @@ function renderStatus(v: StatusView): string {
     t.attempt?.lease ? relative(t.attempt.lease.expires_at) : "-",
     t.waiting_on.length > 0 ? `waits on ${tasks.describeBlockers(t.waiting_on)}` : (t.status === "failed" || t.status === "cancelled") && t.status_reason ? `${t.status}: ${oneLine(t.status_reason, 50)}` : t.latest_message ? `${t.latest_message.kind}: ${oneLine(t.latest_message.body, 50)}` : oneLine(t.title, 50),
   ]);
-  const next = v.next.map((n) => `  ${n.action}${n.task_id ? ` ${n.task_id}` : ""}: ${oneLine(n.reason, 90)}`).join("\n");
+  const next = v.next.map((n) => `  ${n.action}${n.task_id ? ` ${n.task_id}` : ""}: ${oneLine(n.reason, 90)}${n.command ? `\n    ${paint("dim", n.command)}` : ""}`).join("\n");
   return `${head}\n\n${table(["TASK", "STATUS", "ATTEMPT", "LEASE", "DETAIL"], rows) || "no tasks yet"}\n\nnext:\n${next || "  (nothing)"}`;
 }
 
@@ -93,13 +93,21 @@ export function registerOrch(program: Command): void {
   const run = program.command("run").description("create, show and list runs");
   act(
     run.command("init").description("create a run (repeating the same call is safe: it reports existed: true)")
-      .option("--run <id>", "run id: letters, digits, '.', '_', '-' (max 64), chosen by you")
-      .option("--goal <text>", "what the run must achieve")
-      .option("--summary <text>", "longer description")
+      .option("--run <id>", "(required) run id you choose: 1-64 letters, digits, '.', '_', '-', starting with a letter or digit")
+      .option("--goal <text>", "(required) what the run must achieve (max 16 KiB)")
+      .option("--summary <text>", "longer description (max 16 KiB; default empty)")
       .addHelpText("after", `
-A run with the same id and different goal/summary is refused (conflict, exit 4).
+Safe to repeat after a timeout: the same arguments again succeed with
+"existed": true and write nothing. A flag left out of the repeat is not compared.
+The same id with a different goal or summary is refused with a conflict that
+names each differing field (existing and given value). Appends run_created.
 
 Output (--json): {"ok": true, "run": {"id", "goal", "summary", "status", "created_at", "updated_at"}, "existed": bool}
+  run.status is active, done (every task done) or cancelled.
+
+Errors:
+  usage (exit 2)     missing --run/--goal, bad id characters, empty or oversized text
+  conflict (exit 4)  the run exists with different content (error.details.differences lists them)
 
 Example:
   orch --db ./coord.db --json run init --run blog_mvp_001 --goal "Build blog MVP" --summary "Public blog plus admin CRUD"`),
@@ -107,7 +115,7 @@ Example:
       required(o, "--run", "--goal");
       const input = {
         run: runId(o.run),
-        goal: check(textSchema("--goal").pipe(z.string().min(1, "--goal must not be empty")), o.goal, "--goal"),
+        goal: check(textSchema("--goal").refine((g) => g.trim().length > 0, "--goal must not be empty"), o.goal, "--goal"),
         summary: o.summary === undefined ? undefined : check(textSchema("--summary"), o.summary, "--summary"),
       };
       const r = await ctx.write((db) => runs.initRun(db, input));
@@ -116,9 +124,23 @@ Example:
   );
   act(
     run.command("show").description("a run's metadata and task counts by status (lighter than status)")
-      .option("--run <id>", "the run")
+      .option("--run <id>", "(required) the run")
       .addHelpText("after", `
-Output (--json): {"ok": true, "run": {...}, "counts": {"total", "pending", "ready", "dispatched", "running", "blocked", "done", "failed", "cancelled"}, "last_event_id": N}`),
+Reconciles worker thread state first. For every task and what to do next, use
+\`orch status\`.
+
+Output (--json): {"ok": true, "run": {"id", "goal", "summary", "status", "created_at", "updated_at"},
+  "counts": {"total", "pending", "ready", "dispatched", "running", "blocked", "done", "failed", "cancelled"},
+  "last_event_id": N}
+  counts.ready is the number of pending tasks whose dependencies are all done;
+  last_event_id is the cursor for \`orch wait --after-event\`.
+
+Errors:
+  usage (exit 2)      missing or bad --run
+  not_found (exit 3)  unknown run
+
+Example:
+  orch --db ./coord.db --json run show --run blog_mvp_001`),
     async (o, ctx) => {
       required(o, "--run");
       const id = runId(o.run);
@@ -126,15 +148,27 @@ Output (--json): {"ok": true, "run": {...}, "counts": {"total", "pending", "read
       const c = r.counts;
       return {
         data: { ...r },
-        text: `${kv([["run", `${r.run.id} (${status(r.run.status)})`], ["goal", r.run.goal], ["summary", r.run.summary || "-"], ["created", r.run.created_at]])}\n` +
-          `tasks: ${c.total} total, ${c.ready} ready, ${c.pending} pending, ${c.dispatched} dispatched, ${c.running} running, ${c.blocked} blocked, ${c.done} done, ${c.failed} failed, ${c.cancelled} cancelled`,
+        text: `${kv([["run", `${r.run.id} (${status(r.run.status)})`], ["goal", r.run.goal], ["summary", r.run.summary || "-"], ["created", r.run.created_at], ["last event", r.last_event_id]])}\n\n` +
+          table(["TOTAL", "READY", "PENDING", "DISPATCHED", "RUNNING", "BLOCKED", "DONE", "FAILED", "CANCELLED"], [
+            [c.total, c.ready, c.pending, c.dispatched, c.running, c.blocked, c.done, c.failed, c.cancelled].map(String),
+          ]),
       };
     },
   );
   act(
-    run.command("list").description("list every run in the database")
+    run.command("list").description("list every run in the database, oldest first")
       .addHelpText("after", `
-Output (--json): {"ok": true, "runs": [{"id", "goal", "summary", "status", "created_at", "updated_at", "counts": {...}}]}`),
+Takes no flags besides the global ones (--db, --json).
+
+Output (--json): {"ok": true, "runs": [{"id", "goal", "summary", "status", "created_at", "updated_at",
+  "counts": {"total", "pending", "dispatched", "running", "blocked", "done", "failed", "cancelled"}}]}
+
+Errors:
+  usage (exit 2)      no --db (and no ORCH_DB)
+  db_missing (exit 3) no database at --db (create it with \`inbox --db PATH init\`)
+
+Example:
+  orch --db ./coord.db --json run list`),
     async (_o, ctx) => {
       const list = await ctx.read((db) => runs.listRuns(db).map((r) => ({ ...r, counts: runs.taskCounts(db, r.id) })));
       return {
@@ -148,19 +182,32 @@ Output (--json): {"ok": true, "runs": [{"id", "goal", "summary", "status", "crea
   const task = program.command("task").description("add and show tasks");
   act(
     task.command("add").description("add a task to a run (repeating the same call is safe: it reports existed: true)")
-      .option("--run <id>", "the run")
-      .option("--task <id>", "task id, unique within the run")
-      .option("--title <text>", "one-line title (max 200 characters)")
-      .option("--summary <text>", "what the task is about")
-      .option("--default-to <worker>", "the worker dispatch uses when --to is not given")
-      .option("--acceptance-json <json>", "acceptance criteria, a JSON object, e.g. '{\"kind\":\"analysis\"}'")
+      .option("--run <id>", "(required) the run")
+      .option("--task <id>", "(required) task id, unique within the run: 1-64 letters, digits, '.', '_', '-'")
+      .option("--title <text>", "(required) one-line title (max 200 characters)")
+      .option("--summary <text>", "what the task is about (max 16 KiB; default empty)")
+      .option("--default-to <worker>", "the worker dispatch uses when it is given no --to")
+      .option("--acceptance-json <json>", "acceptance criteria, a JSON object (max 64 KiB), e.g. '{\"kind\":\"analysis\"}'")
       .addHelpText("after", `
-A task with the same id and different content is refused (conflict, exit 4).
+The task starts pending; it is ready once every task it depends on (dep add) is
+done. Safe to repeat after a timeout: the same arguments again succeed with
+"existed": true and write nothing (a flag left out of the repeat is not
+compared; acceptance objects compare by content, key order ignored). The same id
+with different content is refused with a conflict naming each differing field.
+Appends task_added. Refused on a cancelled run; adding to a done run reopens it.
 
-Output (--json): {"ok": true, "task": {"run_id", "id", "title", "summary", "default_to", "acceptance", "status", ...}, "existed": bool}
+Output (--json): {"ok": true, "task": {"run_id", "id", "title", "summary", "default_to", "acceptance",
+  "status", "status_reason", "created_at", "updated_at"}, "existed": bool}
+
+Errors:
+  usage (exit 2)          missing flag, bad id characters, empty/multi-line/oversized text,
+                          --acceptance-json not valid JSON or not an object
+  not_found (exit 3)      unknown run
+  conflict (exit 4)       the task exists with different content (error.details.differences)
+  invalid_state (exit 4)  the run is cancelled
 
 Example:
-  orch --db ./coord.db --json task add --run blog_mvp_001 --task T1 --title "Project skeleton" --default-to foundation-worker`),
+  orch --db ./coord.db --json task add --run blog_mvp_001 --task T2 --title "Summarize flaky tests" --default-to qa-worker --acceptance-json '{"kind":"analysis"}'`),
     async (o, ctx) => {
       required(o, "--run", "--task", "--title");
       const input: tasks.TaskInput = {
@@ -177,10 +224,22 @@ Example:
   );
   act(
     task.command("show").description("one task: its fields, dependencies, dependents and every attempt")
-      .option("--run <id>", "the run")
-      .option("--task <id>", "the task")
+      .option("--run <id>", "(required) the run")
+      .option("--task <id>", "(required) the task")
       .addHelpText("after", `
-Output (--json): {"ok": true, "task": {...}, "depends_on": [...], "dependents": [...], "waiting_on": [{"task_id", "status"}], "ready": bool, "attempts": [{...}]}`),
+Reconciles worker thread state first.
+
+Output (--json): {"ok": true, "task": {"run_id", "id", "title", "summary", "default_to", "acceptance",
+  "status", "status_reason", ...}, "depends_on": [TASK_ID...], "dependents": [TASK_ID...],
+  "waiting_on": [{"task_id", "status"}], "ready": bool, "attempts": [{...every attempt, oldest first}]}
+  waiting_on lists the dependencies that are not done yet.
+
+Errors:
+  usage (exit 2)      missing flag or bad id characters
+  not_found (exit 3)  unknown run or task
+
+Example:
+  orch --db ./coord.db --json task show --run blog_mvp_001 --task T2`),
     async (o, ctx) => {
       required(o, "--run", "--task");
       const r0 = runId(o.run);
@@ -218,17 +277,27 @@ Output (--json): {"ok": true, "task": {...}, "depends_on": [...], "dependents": 
   const dep = program.command("dep").description("record dependencies between tasks");
   act(
     dep.command("add").description("record that --task depends on --depends-on (it becomes ready only when they are done)")
-      .option("--run <id>", "the run")
-      .option("--task <id>", "the task that waits")
-      .option("--depends-on <ids...>", "the task(s) it waits on; repeat the flag or give a comma list")
+      .option("--run <id>", "(required) the run")
+      .option("--task <id>", "(required) the task that waits")
+      .option("--depends-on <ids...>", "(required) the task(s) it waits on: repeat the flag, list several after it, or give a comma list")
       .addHelpText("after", `
-Unknown tasks, self-dependencies and cycles are refused with nothing written; a
-cycle error names it (e.g. T1 -> T3 -> T2 -> T1). Repeating a dependency is safe.
+All or nothing: an unknown task, a self-dependency or a cycle refuses the whole
+call and writes nothing; a cycle error names it, e.g.
+  adding T1 -> T3 would make a cycle: T1 -> T3 -> T2 -> T1   ("A -> B": A depends on B)
+and error.details.cycle lists the ids. Repeating a recorded dependency is safe
+("existed": true). Dependencies can only be added to tasks not yet dispatched.
+Appends one dep_added event per new dependency.
 
 Output (--json): {"ok": true, "run_id", "task_id", "dependencies": [{"task_id", "depends_on", "existed"}]}
 
+Errors:
+  usage (exit 2)          missing flag or bad id characters
+  not_found (exit 3)      unknown run, --task or --depends-on task
+  cycle (exit 4)          self-dependency, or the dependency would close a cycle
+  invalid_state (exit 4)  --task is already dispatched/finished, or the run is cancelled
+
 Example:
-  orch --db ./coord.db --json dep add --run blog_mvp_001 --task T2 --depends-on T1`),
+  orch --db ./coord.db --json dep add --run blog_mvp_001 --task T3 --depends-on T1,T2`),
     async (o, ctx) => {
       required(o, "--run", "--task", "--depends-on");
       const r0 = runId(o.run);
@@ -246,11 +315,21 @@ Example:
   // ---- ready ----------------------------------------------------------------
   act(
     program.command("ready").description("tasks that can be dispatched now (not dispatched yet, every dependency done)")
-      .option("--run <id>", "the run")
+      .option("--run <id>", "(required) the run")
       .addHelpText("after", `
-Order: the order the tasks were added (stable). Reconciles first.
+Order: the order the tasks were added with \`task add\` (stable across calls).
+Reconciles worker thread state first, so a task whose dependency a worker just
+finished shows up. Failed and cancelled tasks are never ready (see \`orch retry\`).
 
-Output (--json): {"ok": true, "run_id", "tasks": [{"id", "title", "summary", "default_to", "acceptance", "status", ...}]}`),
+Output (--json): {"ok": true, "run_id", "tasks": [{"run_id", "id", "title", "summary", "default_to",
+  "acceptance", "status", "status_reason", "created_at", "updated_at"}]}
+
+Errors:
+  usage (exit 2)      missing or bad --run
+  not_found (exit 3)  unknown run
+
+Example:
+  orch --db ./coord.db --json ready --run blog_mvp_001`),
     async (o, ctx) => {
       required(o, "--run");
       const r0 = runId(o.run);
@@ -338,14 +417,22 @@ Example:
 
   act(
     program.command("wait").description("block until matching events exist after --after-event, then print them")
-      .option("--run <id>", "the run")
-      .option("--for <types>", "comma list of event types to wait for (default: any)")
-      .option("--after-event <id>", "only events after this id (pass the last_event_id you got)", "0")
-      .option("--timeout-seconds <s>", "give up after this long (default 600)")
+      .option("--run <id>", "(required) the run")
+      .option("--for <types>", "event types to wait for: a comma list, or repeat the flag (default: any type)", (v: string, prev: string[] = []) => [...prev, v])
+      .option("--after-event <id>", "only events with an id greater than this: pass the last_event_id of your previous wait, status or run show (default 0: from the start)")
+      .option("--timeout-seconds <s>", "give up after this many seconds, 0-86400 (default 600; 0 checks once and returns)")
       .addHelpText("after", `
-Wakes within a fraction of a second of a worker's write, and when a watched
-lease runs out (the lease_expired event is written then). On timeout it
-returns ok with "timed_out": true and no events (exit 0).
+Returns at once if matching events already exist after --after-event; otherwise
+blocks until one is written. It returns every matching event after the cursor
+(oldest first, at most 1000) and "last_event_id", the cursor to pass as
+--after-event next time (events in between that did not match are skipped by
+it, not lost: they are not what you asked for). Events of other types do not
+wake it with a result. Wakes within a fraction of a second of another process's
+write (it polls the file's metadata, reloading only on change, so it uses next
+to no CPU while idle), and when a watched lease runs out (lease_expired and
+task_failed are written then). On timeout: ok, "timed_out": true, no events,
+exit 0. Event ids are shared by all runs of the database, so ids of one run
+have gaps.
 
 Event types:
 ${EVENT_HELP}
@@ -354,25 +441,27 @@ Output (--json): {"ok": true, "run_id", "events": [{"id", "type", "task_id", "at
   "message_id", "actor", "data", "created_at"}], "last_event_id": N, "timed_out": bool}
 Pass last_event_id back as --after-event next time.
 
-Errors: usage (exit 2) unknown event type or bad number; not_found (exit 3) unknown run.
+Errors:
+  usage (exit 2)      missing --run, unknown event type in --for, bad number, or an
+                      --after-event past the end of the log
+  not_found (exit 3)  unknown run
 
 Example:
   orch --db ./coord.db --json wait --run blog_mvp_001 --for task_blocked,task_done,task_failed --after-event 0 --timeout-seconds 900`),
     async (o, ctx) => {
       required(o, "--run");
       const r0 = runId(o.run);
-      const types = o.for === undefined ? undefined : String(o.for).split(",").map((s) => s.trim()).filter(Boolean);
-      for (const t of types ?? []) {
-        if (!(EVENT_TYPES as readonly string[]).includes(t)) {
-          throw new OrchError("usage", `--for: unknown event type ${JSON.stringify(t)}`, { hint: `known types: ${EVENT_TYPES.join(", ")}` });
-        }
-      }
-      const after = intOption(o.afterEvent, "--after-event", 0, Number.MAX_SAFE_INTEGER)!;
+      const named = o.for === undefined ? [] : (o.for as string[]).flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
+      if (o.for !== undefined && named.length === 0) throw new OrchError("usage", "--for needs at least one event type", { hint: `known types: ${EVENT_TYPES.join(", ")}` });
+      const types = named.length > 0 ? parseEventTypes(named) : undefined;
+      const after = intOption(o.afterEvent, "--after-event", 0, Number.MAX_SAFE_INTEGER) ?? 0;
       const timeout = intOption(o.timeoutSeconds, "--timeout-seconds", 0, 86_400) ?? 600;
       const r = await waitForEvents(ctx.dbPath, { run: r0, types, after, timeoutMs: timeout * 1000 }, ctx.store);
       return {
         data: { ...r },
-        text: r.timed_out ? `timed out after ${timeout}s: no ${types ? types.join("/") : ""} event after ${after} (last event ${r.last_event_id})` : `${renderEvents(r.events)}\n(last event ${r.last_event_id})`,
+        text: r.timed_out
+          ? `timed out after ${timeout}s: no ${types ? `${types.join("/")} ` : ""}event after ${after} (last event ${r.last_event_id})`
+          : `${renderEvents(r.events)}\n(last event ${r.last_event_id})`,
       };
     },
   );
@@ -494,17 +583,23 @@ Example:
 
   act(
     program.command("cancel").description("cancel one task (--task) or the whole run; active attempts are ended and their workers told")
-      .option("--run <id>", "the run")
+      .option("--run <id>", "(required) the run")
       .option("--task <id>", "only this task (default: every unfinished task, and the run)")
       .option("--body <text>", "the cancel message the active attempts' workers get")
       .option("--body-file <path>", "read the cancel message from a file")
       .addHelpText("after", `
 Each active attempt's thread gets a cancel message and is closed; its worker's
 later writes are refused (lease_lost, saying it was cancelled). History is kept.
-Tasks that depend on a cancelled task stay pending and show it in waiting_on
-(status lists them under next: fix_dependency).
+Tasks that depend on a cancelled task stay pending and are reported as waiting
+on it: here in "waiting_dependents", and in status (waiting_on, and next:
+fix_dependency: retry the dependency or cancel the dependent). Without --task,
+every unfinished task is cancelled and the run becomes cancelled (done tasks
+are listed in already_finished). Appends task_cancelled per task, and
+run_cancelled for a whole run, in the same transaction.
 
-Output (--json): {"ok": true, "run_id", "cancelled_tasks": [...], "cancelled_attempts": [ATTEMPT_ID...], "already_finished": [...], "run_cancelled": bool}
+Output (--json): {"ok": true, "run_id", "cancelled_tasks": [TASK_ID...], "cancelled_attempts": [ATTEMPT_ID...],
+  "already_finished": [TASK_ID...], "run_cancelled": bool,
+  "waiting_dependents": [{"task_id", "waiting_on": [TASK_ID...]}]}
 
 Errors:
   usage (exit 2)          bad id, empty/oversized body
@@ -516,26 +611,54 @@ Example:
     async (o, ctx) => {
       required(o, "--run");
       const input = { run: runId(o.run), task: o.task === undefined ? undefined : taskId(o.task), body: optBody(o) };
-      const r = await ctx.write((db) => attempts.cancel(db, input));
+      const r = await ctx.write((db) => {
+        const c = attempts.cancel(db, input);
+        return { ...c, waiting_dependents: waitingDependents(db, c.run_id, c.cancelled_tasks) };
+      });
+      const stuck = r.waiting_dependents.map((d) => `\n${d.task_id} now waits on cancelled ${d.waiting_on.join(", ")}: retry it or cancel ${d.task_id}`).join("");
       return {
         data: { ...r },
-        text: `${r.run_cancelled ? `run ${r.run_id} cancelled; ` : ""}cancelled tasks: ${r.cancelled_tasks.join(", ") || "none"}${r.cancelled_attempts.length ? ` (ended ${r.cancelled_attempts.length} active attempt(s))` : ""}`,
+        text: `${r.run_cancelled ? `run ${r.run_id} cancelled; ` : ""}cancelled tasks: ${r.cancelled_tasks.join(", ") || "none"}${r.cancelled_attempts.length ? ` (ended ${r.cancelled_attempts.length} active attempt(s))` : ""}${stuck}`,
       };
     },
   );
 
   act(
     program.command("status").description("the main view: the run, every task with its latest attempt, lease, latest message, what it waits on, and next steps")
-      .option("--run <id>", "the run")
+      .option("--run <id>", "(required) the run")
       .addHelpText("after", `
-Reconciles first. "next" lists what the leader can do now: answer (blocked),
-retry (failed), dispatch (ready), fix_dependency (waits on a failed/cancelled
-task), wait (workers busy), done.
+Reconciles worker thread state first (lock-free when there is nothing to fold).
+Task status words: pending (not dispatched; "ready" when every dependency is
+done, else it lists waiting_on), dispatched (no worker has claimed it yet),
+running, blocked (a question is open), done, failed, cancelled.
+"next" lists what the leader can do now, most urgent first, each with a
+command line to fill in (CAPITALS are placeholders):
+  answer          a blocked task's question (orch answer)
+  retry           a failed task (orch retry)
+  dispatch        a ready task (orch dispatch)
+  fix_dependency  a pending task waits on a failed or cancelled task: retry that
+                  task, or cancel this one
+  wait            workers are busy: orch wait --after-event LAST_EVENT_ID
+  add_tasks       the run has no tasks yet
+  done            nothing left: the run is done or cancelled, or every task is
+                  done or cancelled
 
-Output (--json): {"ok": true, "run": {...}, "counts": {...}, "last_event_id": N,
-  "tasks": [{"id", "title", "status", "ready", "depends_on", "waiting_on", "attempts",
-             "attempt": {...latest, with lease and worktree...}, "latest_message": {...}}],
-  "next": [{"action", "task_id", "reason"}]}`),
+Output (--json): {"ok": true, "run": {"id", "goal", "summary", "status", ...},
+  "counts": {"total", "pending", "ready", "waiting", "dispatched", "running", "blocked", "done", "failed", "cancelled"},
+  "last_event_id": N,
+  "tasks": [{"id", "title", "summary", "default_to", "acceptance", "status", "status_reason", "ready",
+             "depends_on": [TASK_ID...], "waiting_on": [{"task_id", "status"}], "attempts": N,
+             "attempt": {...latest attempt: "number", "assigned_to", "thread_id", "status", "lease": {"worker",
+               "expires_at", ...} | null, worktree fields...} | null,
+             "latest_message": {"id", "kind", "from", "body", "created_at"} | null}],
+  "next": [{"action", "task_id"?, "reason", "command"?}]}
+
+Errors:
+  usage (exit 2)      missing or bad --run
+  not_found (exit 3)  unknown run
+
+Example:
+  orch --db ./coord.db --json status --run blog_mvp_001`),
     async (o, ctx) => {
       required(o, "--run");
       const r0 = runId(o.run);

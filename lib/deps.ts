@@ -12,19 +12,13 @@ export interface DepResult {
   existed: boolean;
 }
 
-/** Adjacency of the run: task -> the tasks it depends on. */
-function dependencyGraph(db: Db, runId: string): Map<string, string[]> {
-  const graph = new Map<string, string[]>();
-  for (const r of db.all<{ task_id: string; depends_on: string }>("SELECT task_id, depends_on FROM deps WHERE run_id = ?", [runId])) {
-    const list = graph.get(r.task_id);
-    if (list) list.push(r.depends_on);
-    else graph.set(r.task_id, [r.depends_on]);
-  }
-  return graph;
-}
-
-/** A path from `from` to `to` along dependency edges, or null (iterative DFS). */
-function findPath(graph: Map<string, string[]>, from: string, to: string): string[] | null {
+/**
+ * A path from `from` to `to` along dependency edges, or null. Iterative DFS
+ * (a 5,000-task chain must not overflow the stack) that reads each visited
+ * task's edges by primary key, so a check touches only what `from` depends
+ * on, transitively, not the whole run.
+ */
+function findPath(db: Db, runId: string, from: string, to: string): string[] | null {
   const parent = new Map<string, string | null>([[from, null]]);
   const stack = [from];
   while (stack.length > 0) {
@@ -34,7 +28,7 @@ function findPath(graph: Map<string, string[]>, from: string, to: string): strin
       for (let n: string | null = node; n !== null; n = parent.get(n) ?? null) path.push(n);
       return path.reverse();
     }
-    for (const next of graph.get(node) ?? []) {
+    for (const { depends_on: next } of db.all<{ depends_on: string }>("SELECT depends_on FROM deps WHERE run_id = ? AND task_id = ?", [runId, node])) {
       if (!parent.has(next)) {
         parent.set(next, node);
         stack.push(next);
@@ -46,25 +40,29 @@ function findPath(graph: Map<string, string[]>, from: string, to: string): strin
 
 /**
  * Records that `taskId` depends on each of `dependsOn`. All or nothing: an
- * unknown task, a self-dependency or a cycle refuses the whole call.
+ * unknown task, a self-dependency or a cycle refuses the whole call and
+ * nothing is written. Repeating a recorded dependency reports existed: true.
  */
 export function addDeps(db: Db, runId: string, taskId: string, dependsOn: readonly string[]): DepResult[] {
   assertRunOpen(getRun(db, runId));
   const task = getTaskRow(db, runId, taskId);
-  const graph = dependencyGraph(db, runId);
   const results: DepResult[] = [];
-  for (const dep of dependsOn) {
+  for (const dep of new Set(dependsOn)) {
     if (dep === taskId) {
-      throw new OrchError("cycle", `task ${taskId} cannot depend on itself`, { details: { cycle: [taskId, taskId] } });
+      throw new OrchError("cycle", `task ${taskId} cannot depend on itself (${taskId} -> ${taskId})`, {
+        hint: "name the other task in --depends-on",
+        details: { cycle: [taskId, taskId] },
+      });
     }
     if (!findTaskRow(db, runId, dep)) {
       throw new OrchError("not_found", `task ${dep} does not exist in run ${runId} (named by --depends-on)`, {
-        hint: `add it first with \`orch task add --run ${runId} --task ${dep} ...\``,
+        hint: `add it first with \`orch task add --run ${runId} --task ${dep} --title ...\``,
       });
     }
-    const existed = (graph.get(taskId) ?? []).includes(dep);
+    const existed = db.get("SELECT 1 AS x FROM deps WHERE run_id = ? AND task_id = ? AND depends_on = ?", [runId, taskId, dep]) !== undefined;
     if (!existed) {
-      const path = findPath(graph, dep, taskId);
+      // new edges of this call all start at taskId, so they cannot be part of a path from dep back to it
+      const path = findPath(db, runId, dep, taskId);
       if (path) {
         const cycle = [taskId, ...path];
         throw new OrchError("cycle", `adding ${taskId} -> ${dep} would make a cycle: ${cycle.join(" -> ")}`, {
@@ -73,9 +71,10 @@ export function addDeps(db: Db, runId: string, taskId: string, dependsOn: readon
         });
       }
       if (task.status !== "pending") {
-        throw new OrchError("invalid_state", `task ${taskId} is already ${task.status}; dependencies only apply to tasks not yet dispatched`);
+        throw new OrchError("invalid_state", `task ${taskId} is already ${task.status}; dependencies can only be added to tasks not yet dispatched`, {
+          hint: `see the run with \`orch status --run ${runId}\``,
+        });
       }
-      graph.set(taskId, [...(graph.get(taskId) ?? []), dep]);
     }
     results.push({ task_id: taskId, depends_on: dep, existed });
   }
@@ -100,4 +99,33 @@ export function dependentsOf(db: Db, runId: string, taskId: string): string[] {
     "SELECT d.task_id FROM deps d JOIN tasks t ON t.run_id = d.run_id AND t.id = d.task_id WHERE d.run_id = ? AND d.depends_on = ? ORDER BY t.seq",
     [runId, taskId],
   ).map((r) => r.task_id);
+}
+
+export interface WaitingDependent {
+  task_id: string;
+  waiting_on: string[];
+}
+
+/**
+ * Unfinished tasks that depend directly on any of `taskIds` (e.g. the tasks
+ * just cancelled), with which of those they wait on, in task order. They stay
+ * pending and will not become ready until the leader retries the dependency
+ * or cancels them.
+ */
+export function waitingDependents(db: Db, runId: string, taskIds: readonly string[]): WaitingDependent[] {
+  const wanted = new Set(taskIds);
+  const byTask = new Map<string, string[]>();
+  for (const r of db.all<{ task_id: string; depends_on: string }>(
+    `SELECT d.task_id, d.depends_on FROM deps d
+     JOIN tasks t ON t.run_id = d.run_id AND t.id = d.task_id
+     JOIN tasks u ON u.run_id = d.run_id AND u.id = d.depends_on
+     WHERE d.run_id = ? AND t.status NOT IN ('done', 'cancelled') ORDER BY t.seq, u.seq`,
+    [runId],
+  )) {
+    if (!wanted.has(r.depends_on)) continue;
+    const list = byTask.get(r.task_id) ?? [];
+    list.push(r.depends_on);
+    byTask.set(r.task_id, list);
+  }
+  return [...byTask].map(([task_id, waiting_on]) => ({ task_id, waiting_on }));
 }

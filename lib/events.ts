@@ -5,6 +5,7 @@
 import type { Db } from "./sqlite.ts";
 import * as rt from "./_runtime.ts";
 import { isoTime } from "./_time.ts";
+import { OrchError } from "./errors.ts";
 
 /** Every event type orch writes. Part of the JSON contract. */
 export const EVENT_TYPES = [
@@ -50,6 +51,17 @@ export const EVENT_DESCRIPTIONS: Readonly<Record<EventType, string>> = {
   lease_expired: "a worker's lease ran out",
   worktree_removed: "cleanup removed an attempt's worktree",
 };
+
+/** Checks a list of event type names (e.g. from `wait --for`); an unknown name is a usage error. */
+export function parseEventTypes(names: readonly string[], flag = "--for"): EventType[] {
+  const unknown = names.filter((n) => !(EVENT_TYPES as readonly string[]).includes(n));
+  if (unknown.length > 0) {
+    throw new OrchError("usage", `${flag}: unknown event type${unknown.length > 1 ? "s" : ""} ${unknown.map((n) => JSON.stringify(n)).join(", ")}`, {
+      hint: `known types: ${EVENT_TYPES.join(", ")}`,
+    });
+  }
+  return [...new Set(names)] as EventType[];
+}
 
 export interface EventInput {
   run_id: string;
@@ -123,6 +135,12 @@ export function listEvents(db: Db, runId: string, afterId = 0, types?: readonly 
   return rows.map(toEvent);
 }
 
+/** The id of the run's latest event (0 if none): the cursor to pass to `wait --after-event`. */
 export function lastEventId(db: Db, runId: string): number {
   return Number(db.value("SELECT coalesce(max(id), 0) FROM events WHERE run_id = ?", [runId]));
+}
+
+/** The latest event id of the whole database (ids are shared by every run). */
+export function maxEventId(db: Db): number {
+  return Number(db.value("SELECT coalesce(max(id), 0) FROM events"));
 }

@@ -33,18 +33,45 @@ export interface RunInit {
   summary?: string;
 }
 
-/** Creates a run; repeating the same call is a no-op that says the run existed. */
+/** One field whose stored value differs from what a repeated create call gave. */
+export interface Difference {
+  field: string;
+  existing: unknown;
+  given: unknown;
+}
+
+/** Compares what a repeated create call gave with what is stored; undefined (flag omitted) matches anything. */
+export function differences(pairs: readonly [field: string, existing: unknown, given: unknown][]): Difference[] {
+  return pairs
+    .filter(([, existing, given]) => given !== undefined && existing !== given)
+    .map(([field, existing, given]) => ({ field, existing, given }));
+}
+
+/** The conflict error of a repeated create call, naming every field that differs. */
+export function conflictError(what: string, diffs: readonly Difference[], hint: string): OrchError {
+  const show = (v: unknown) => (v === null || v === undefined ? "unset" : typeof v === "number" ? String(v) : JSON.stringify(v));
+  const list = diffs.map((d) => `${d.field} is ${show(d.existing)}, not ${show(d.given)}`).join("; ");
+  return new OrchError("conflict", `${what} already exists with different content: ${list}`, {
+    hint,
+    details: { differences: diffs },
+  });
+}
+
+/**
+ * Creates a run. Repeating the call with the same arguments is a no-op that
+ * reports existed: true (agents retry after timeouts); a flag left out of the
+ * repeat is not compared. Different content is a conflict naming the field.
+ */
 export function initRun(db: Db, input: RunInit): { run: Run; existed: boolean } {
   const summary = input.summary ?? "";
   const existing = db.get<RunRow>("SELECT * FROM runs WHERE id = ?", [input.run]);
   if (existing) {
-    const diffs = [];
-    if (existing.goal !== input.goal) diffs.push(`goal is ${JSON.stringify(existing.goal)}`);
-    if (input.summary !== undefined && existing.summary !== summary) diffs.push(`summary is ${JSON.stringify(existing.summary)}`);
+    const diffs = differences([
+      ["goal", existing.goal, input.goal],
+      ["summary", existing.summary, input.summary],
+    ]);
     if (diffs.length > 0) {
-      throw new OrchError("conflict", `run ${input.run} already exists with different content: ${diffs.join("; ")}`, {
-        hint: "choose another run id, or repeat the original arguments",
-      });
+      throw conflictError(`run ${input.run}`, diffs, "choose another run id, or repeat the original arguments (`orch run show` prints them)");
     }
     return { run: toRun(existing), existed: true };
   }

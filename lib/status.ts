@@ -27,10 +27,15 @@ export interface TaskView extends Task {
   latest_message: MessageSummary | null;
 }
 
+/**
+ * One thing the leader can do now. `command` is a ready-to-edit command line
+ * (flags in CAPITALS are for the leader to fill in).
+ */
 export interface NextAction {
-  action: "dispatch" | "answer" | "retry" | "wait" | "fix_dependency" | "done";
+  action: "add_tasks" | "answer" | "retry" | "dispatch" | "fix_dependency" | "wait" | "done";
   task_id?: string;
   reason: string;
+  command?: string;
 }
 
 export interface StatusView {
@@ -64,23 +69,62 @@ function dependencyMap(db: Db, runId: string): Map<string, string[]> {
 
 const DEAD_ENDS: readonly TaskStatus[] = ["failed", "cancelled"];
 
-function nextActions(tasks: readonly TaskView[], run: Run): NextAction[] {
+/** The WAIT_FOR types a leader normally waits for. */
+export const LEADER_WAIT_TYPES = ["task_blocked", "task_done", "task_failed"] as const;
+
+/**
+ * What the leader can do now, most urgent first: answer open questions, retry
+ * failures, dispatch ready work, unstick tasks whose dependency failed or was
+ * cancelled, then wait for workers. One call to `status` is enough to choose.
+ */
+function nextActions(tasks: readonly TaskView[], run: Run, lastEventId: number): NextAction[] {
+  const r = run.id;
   if (run.status === "done") return [{ action: "done", reason: "every task is done" }];
   if (run.status === "cancelled") return [{ action: "done", reason: "the run is cancelled" }];
+  if (tasks.length === 0) {
+    return [{ action: "add_tasks", reason: "the run has no tasks yet", command: `orch task add --run ${r} --task ID --title TITLE` }];
+  }
   const next: NextAction[] = [];
   for (const t of tasks) {
-    if (t.status === "blocked") next.push({ action: "answer", task_id: t.id, reason: `question: ${t.latest_message?.body ?? ""}` });
-    else if (t.status === "failed") next.push({ action: "retry", task_id: t.id, reason: t.status_reason ?? "the attempt failed" });
-  }
-  for (const t of tasks) if (t.ready) next.push({ action: "dispatch", task_id: t.id, reason: "ready: every dependency is done" });
-  for (const t of tasks) {
-    const dead = t.waiting_on.filter((b) => DEAD_ENDS.includes(b.status));
-    if (t.status === "pending" && dead.length > 0) {
-      next.push({ action: "fix_dependency", task_id: t.id, reason: `waits on ${dead.map((b) => `${b.task_id} (${b.status})`).join(", ")}` });
+    if (t.status === "blocked") {
+      next.push({ action: "answer", task_id: t.id, reason: `question: ${t.latest_message?.body ?? ""}`, command: `orch answer --run ${r} --task ${t.id} --body ANSWER` });
+    } else if (t.status === "failed") {
+      next.push({ action: "retry", task_id: t.id, reason: t.status_reason ?? "the attempt failed", command: `orch retry --run ${r} --task ${t.id}` });
     }
   }
-  if (next.length === 0 && tasks.some((t) => ["dispatched", "running"].includes(t.status))) {
-    next.push({ action: "wait", reason: "workers are on every startable task; wait for task_blocked, task_done, task_failed" });
+  for (const t of tasks) {
+    if (!t.ready) continue;
+    const to = t.default_to ? "" : " --to WORKER";
+    next.push({
+      action: "dispatch",
+      task_id: t.id,
+      reason: t.depends_on.length > 0 ? "ready: every dependency is done" : "ready: it has no dependencies",
+      command: `orch dispatch --run ${r} --task ${t.id} --execution-mode analysis|code${to}`,
+    });
+  }
+  for (const t of tasks) {
+    const dead = t.waiting_on.filter((b) => DEAD_ENDS.includes(b.status));
+    if (t.status !== "pending" || dead.length === 0) continue;
+    const first = tasks.find((x) => x.id === dead[0]!.task_id);
+    const to = first && !first.default_to && !first.attempt ? " --to WORKER" : "";
+    next.push({
+      action: "fix_dependency",
+      task_id: t.id,
+      reason: `waits on ${dead.map((b) => `${b.task_id} (${b.status})`).join(", ")}, which will not finish by itself: retry ${dead.length > 1 ? "them" : "it"}, or cancel ${t.id}`,
+      command: `orch retry --run ${r} --task ${dead[0]!.task_id}${to}`,
+    });
+  }
+  const working = tasks.filter((t) => ["dispatched", "running", "blocked"].includes(t.status));
+  if (working.length > 0) {
+    next.push({
+      action: "wait",
+      reason: `${working.length} task(s) with workers: ${working.map((t) => `${t.id} (${t.status})`).join(", ")}`,
+      command: `orch wait --run ${r} --for ${LEADER_WAIT_TYPES.join(",")} --after-event ${lastEventId} --timeout-seconds 900`,
+    });
+  }
+  if (next.length === 0) {
+    const done = tasks.filter((t) => t.status === "done").length;
+    next.push({ action: "done", reason: `no open work: ${done} done, ${tasks.length - done} cancelled` });
   }
   return next;
 }
@@ -104,12 +148,13 @@ export function statusView(db: Db, runId: string): StatusView {
   });
   const base = taskCounts(db, runId);
   const ready = tasks.filter((t) => t.ready).length;
+  const last = lastEventId(db, runId);
   return {
     run,
     counts: { ...base, ready, waiting: (base.pending ?? 0) - ready },
-    last_event_id: lastEventId(db, runId),
+    last_event_id: last,
     tasks,
-    next: nextActions(tasks, run),
+    next: nextActions(tasks, run, last),
   };
 }
 

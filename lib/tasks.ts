@@ -3,7 +3,7 @@ import type { Db } from "./sqlite.ts";
 import * as rt from "./_runtime.ts";
 import { OrchError } from "./errors.ts";
 import { appendEvent } from "./events.ts";
-import { assertRunOpen, getRun, setRunStatus } from "./runs.ts";
+import { assertRunOpen, conflictError, differences, getRun, setRunStatus } from "./runs.ts";
 import { isoTime } from "./_time.ts";
 
 /**
@@ -73,23 +73,24 @@ export interface TaskInput {
   acceptance?: Record<string, unknown>;
 }
 
-/** Adds a task; repeating the same call succeeds and says the task existed. */
+/**
+ * Adds a task. Repeating the call with the same arguments succeeds and
+ * reports existed: true; a flag left out of the repeat is not compared.
+ * Different content is a conflict naming each differing field.
+ */
 export function addTask(db: Db, input: TaskInput): { task: Task; existed: boolean } {
   const run = getRun(db, input.run);
-  const acceptanceJson = input.acceptance === undefined ? null : canonicalJson(input.acceptance);
+  const acceptanceJson = input.acceptance === undefined ? undefined : canonicalJson(input.acceptance);
   const existing = db.get<TaskRow>("SELECT * FROM tasks WHERE run_id = ? AND id = ?", [input.run, input.task]);
   if (existing) {
-    const diffs: string[] = [];
-    if (existing.title !== input.title) diffs.push(`title is ${JSON.stringify(existing.title)}`);
-    if (input.summary !== undefined && existing.summary !== input.summary) diffs.push(`summary is ${JSON.stringify(existing.summary)}`);
-    if (input.default_to !== undefined && existing.default_to !== input.default_to) {
-      diffs.push(`default worker is ${JSON.stringify(existing.default_to)}`);
-    }
-    if (acceptanceJson !== null && existing.acceptance_json !== acceptanceJson) diffs.push(`acceptance is ${existing.acceptance_json ?? "unset"}`);
+    const diffs = differences([
+      ["title", existing.title, input.title],
+      ["summary", existing.summary, input.summary],
+      ["default_to", existing.default_to, input.default_to],
+      ["acceptance", existing.acceptance_json, acceptanceJson],
+    ]).map((d) => (d.field === "acceptance" ? { ...d, existing: existing.acceptance_json === null ? null : JSON.parse(existing.acceptance_json), given: input.acceptance } : d));
     if (diffs.length > 0) {
-      throw new OrchError("conflict", `task ${input.task} already exists in run ${input.run} with different content: ${diffs.join("; ")}`, {
-        hint: "choose another task id, or repeat the original arguments",
-      });
+      throw conflictError(`task ${input.task} of run ${input.run}`, diffs, "choose another task id, or repeat the original arguments (`orch task show` prints them)");
     }
     return { task: toTask(existing), existed: true };
   }
@@ -99,11 +100,18 @@ export function addTask(db: Db, input: TaskInput): { task: Task; existed: boolea
   db.run(
     `INSERT INTO tasks (run_id, id, seq, title, summary, default_to, acceptance_json, status, created_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
-    [input.run, input.task, seq, input.title, input.summary ?? "", input.default_to ?? null, acceptanceJson, now, now],
+    [input.run, input.task, seq, input.title, input.summary ?? "", input.default_to ?? null, acceptanceJson ?? null, now, now],
   );
-  // a finished run has new work again
-  if (run.status === "done") setRunStatus(db, input.run, "active");
-  appendEvent(db, { run_id: input.run, type: "task_added", task_id: input.task, actor: "leader", data: { title: input.title } });
+  // a finished run has new work again; the event says so
+  const reopened = run.status === "done";
+  if (reopened) setRunStatus(db, input.run, "active");
+  appendEvent(db, {
+    run_id: input.run,
+    type: "task_added",
+    task_id: input.task,
+    actor: "leader",
+    data: reopened ? { title: input.title, run_reopened: true } : { title: input.title },
+  });
   return { task: getTask(db, input.run, input.task), existed: false };
 }
 

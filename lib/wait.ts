@@ -6,7 +6,8 @@
 import * as rt from "./_runtime.ts";
 import type { Db } from "./sqlite.ts";
 import { fileStamp, readSnapshot, type StoreOptions, writeTransaction } from "./storage.ts";
-import { listEvents, lastEventId, type OrchEvent } from "./events.ts";
+import { listEvents, lastEventId, maxEventId, type OrchEvent, parseEventTypes } from "./events.ts";
+import { OrchError } from "./errors.ts";
 import { nextLeaseExpiry, reconcileRun, runNeedsReconcile } from "./reconcile.ts";
 import { getRun } from "./runs.ts";
 import { messagesFor, type Message } from "./inbox.ts";
@@ -63,17 +64,31 @@ export interface WaitEventsResult {
   timed_out: boolean;
 }
 
-/** Blocks until events of the given types exist after `after`; reconciles (lease expiry) as it goes. */
+/**
+ * Blocks until events of the given types (default: any) exist after event id
+ * `after`, then returns all of them (up to 1000) with the cursor to pass as
+ * the next `after`. Reconciles as it goes, so a lease running out while it
+ * waits yields lease_expired/task_failed even if no other process writes.
+ * On timeout it returns no events and timed_out: true.
+ */
 export async function waitForEvents(dbPath: string, input: WaitEventsInput, options: StoreOptions = {}): Promise<WaitEventsResult> {
+  const types = input.types === undefined || input.types.length === 0 ? undefined : parseEventTypes(input.types);
   let lastSeen = input.after;
   const outcome = await pollDatabase<OrchEvent[]>(dbPath, async (db) => {
     getRun(db, input.run);
+    const end = maxEventId(db);
+    if (input.after > end) {
+      // ids only grow, so this cursor came from somewhere else and would hide the next `end - after` events
+      throw new OrchError("usage", `--after-event ${input.after} is past the end of the event log (the latest event id is ${end})`, {
+        hint: `pass the last_event_id printed by status, run show or a previous wait (for run ${input.run}: ${lastEventId(db, input.run)})`,
+      });
+    }
     if (runNeedsReconcile(db, input.run)) {
       await writeTransaction(dbPath, (w) => reconcileRun(w, input.run), options);
       return { wakeAt: rt.now() };
     }
-    lastSeen = lastEventId(db, input.run);
-    const events = listEvents(db, input.run, input.after, input.types, MAX_EVENTS);
+    lastSeen = Math.max(input.after, lastEventId(db, input.run));
+    const events = listEvents(db, input.run, input.after, types, MAX_EVENTS);
     // a full page may not reach the end of the log: the cursor stops at what was returned
     if (events.length === MAX_EVENTS) lastSeen = events[events.length - 1]!.id;
     return events.length > 0 ? { value: events } : { wakeAt: nextLeaseExpiry(db, input.run) };
