@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { z } from "zod";
 import { act } from "./main.ts";
-import { bodyFrom, type CommandResult, type Context, intOption } from "./_context.ts";
+import { bodyFrom, type Context, intOption } from "./_context.ts";
 import { OrchError } from "../lib/errors.ts";
 import { bodySchema, check, idSchema, parseJsonArg, textSchema, titleSchema } from "../lib/validate.ts";
 import * as runs from "../lib/runs.ts";
@@ -11,9 +11,10 @@ import { addDeps, dependenciesOf, dependentsOf, waitingDependents } from "../lib
 import * as attempts from "../lib/attempts.ts";
 import { dispatchTask, reassignTask, retryTask, type CodeOptions } from "../lib/leader.ts";
 import { readReconciled, reconcileFile } from "../lib/reconcile.ts";
-import { blockedTasks, runShow, statusView, type StatusView, type TaskView } from "../lib/status.ts";
+import { addWorktreeState, blockedTasks, runShow, statusView, type StatusView, type TaskView } from "../lib/status.ts";
 import { EVENT_DESCRIPTIONS, EVENT_TYPES, type OrchEvent, parseEventTypes } from "../lib/events.ts";
 import { waitForEvents } from "../lib/wait.ts";
+import { registerCleanup } from "./cleanup_command.ts";
 import { kv, oneLine, paint, relative, status, table } from "./_format.ts";
 
 const runId = (v: unknown) => check(idSchema("--run"), v, "--run");
@@ -76,7 +77,12 @@ function renderStatus(v: StatusView): string {
     t.waiting_on.length > 0 ? `waits on ${tasks.describeBlockers(t.waiting_on)}` : (t.status === "failed" || t.status === "cancelled") && t.status_reason ? `${t.status}: ${oneLine(t.status_reason, 50)}` : t.latest_message ? `${t.latest_message.kind}: ${oneLine(t.latest_message.body, 50)}` : oneLine(t.title, 50),
   ]);
   const next = v.next.map((n) => `  ${n.action}${n.task_id ? ` ${n.task_id}` : ""}: ${oneLine(n.reason, 90)}${n.command ? `\n    ${paint("dim", n.command)}` : ""}`).join("\n");
-  return `${head}\n\n${table(["TASK", "STATUS", "ATTEMPT", "LEASE", "DETAIL"], rows) || "no tasks yet"}\n\nnext:\n${next || "  (nothing)"}`;
+  const trees = v.tasks.filter((t) => t.attempt?.worktree_path && t.attempt.worktree_removed_at === null).map((t) => {
+    const d = t.attempt!.worktree_dirty;
+    return `  ${t.id} #${t.attempt!.number} ${t.attempt!.worktree_path} (${t.attempt!.branch}) ${d === null ? "missing or unreadable" : d ? paint("yellow", "uncommitted changes") : "clean"}`;
+  });
+  const worktrees = trees.length > 0 ? `\n\nworktrees:\n${trees.join("\n")}` : "";
+  return `${head}\n\n${table(["TASK", "STATUS", "ATTEMPT", "LEASE", "DETAIL"], rows) || "no tasks yet"}${worktrees}\n\nnext:\n${next || "  (nothing)"}`;
 }
 
 function renderEvents(events: readonly OrchEvent[]): string {
@@ -662,29 +668,12 @@ Example:
     async (o, ctx) => {
       required(o, "--run");
       const r0 = runId(o.run);
-      const v = await readReconciled(ctx.dbPath, r0, (db) => statusView(db, r0), ctx.store);
+      const v = await addWorktreeState(await readReconciled(ctx.dbPath, r0, (db) => statusView(db, r0), ctx.store));
       return { data: { ...v }, text: renderStatus(v) };
     },
   );
 
   registerCleanup(program);
-}
-
-/** `cleanup` lives with the worktree code (issue 5). */
-function registerCleanup(program: Command): void {
-  act(
-    program.command("cleanup").description("remove worktrees of finished or abandoned attempts")
-      .option("--run <id>", "the run")
-      .option("--all-completed", "every finished or abandoned attempt of the run")
-      .option("--task <id>", "the attempts of one task")
-      .option("--attempt <id>", "one attempt (by attempt id)")
-      .option("--force", "also remove worktrees with uncommitted changes")
-      .option("--delete-branches", "also delete the attempts' branches")
-      .option("--dry-run", "say what would be removed, remove nothing"),
-    async (): Promise<CommandResult> => {
-      throw new OrchError("invalid_state", "cleanup is being built (see issue 5)");
-    },
-  );
 }
 
 export type { Context };

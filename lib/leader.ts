@@ -10,6 +10,9 @@ import * as attempts from "./attempts.ts";
 import { readSnapshot, type StoreOptions, writeTransaction } from "./storage.ts";
 import type { Db } from "./sqlite.ts";
 import * as rt from "./_runtime.ts";
+import { OrchError } from "./errors.ts";
+// worktrees.ts loads dax only when git runs, so this static import stays light
+import { workspaceRootOf } from "./worktrees.ts";
 
 export interface CodeOptions {
   repoPath?: string;
@@ -49,7 +52,12 @@ async function withWorkspace<T>(
   try {
     const result = await writeTransaction(dbPath, (db) => {
       // the attempt number must still be the one the worktree was named for
-      if (attempts.nextAttemptNumber(db, p.run, p.task) !== p.number) plan(db);
+      if (attempts.nextAttemptNumber(db, p.run, p.task) !== p.number) {
+        plan(db); // usually throws the precise reason (e.g. the task is no longer ready)
+        throw new OrchError("conflict", `another process started attempt ${p.number} of ${p.run}/${p.task} at the same time`, {
+          hint: "check `orch status`, then retry the command if still needed",
+        });
+      }
       return write(db, ws);
     }, store);
     return { ...result, notes };
@@ -91,7 +99,7 @@ function codeDefaults(previous: attempts.AttemptRow | undefined): CodeOptions | 
   return {
     repoPath: previous.repo_path,
     baseRef: previous.base_ref ?? undefined,
-    workspaceRoot: previous.worktree_path ? rt.path.dirname(previous.worktree_path) : undefined,
+    workspaceRoot: previous.worktree_path ? workspaceRootOf(previous.worktree_path) : undefined,
   };
 }
 

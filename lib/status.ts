@@ -23,9 +23,12 @@ export interface TaskView extends Task {
   waiting_on: Blocker[];
   ready: boolean;
   attempts: number;
-  attempt: Attempt | null;
+  attempt: AttemptView | null;
   latest_message: MessageSummary | null;
 }
+
+/** The latest attempt as status shows it: `worktree_dirty` is true/false for a live worktree (see addWorktreeState), else null. */
+export type AttemptView = Attempt & { worktree_dirty: boolean | null };
 
 /**
  * One thing the leader can do now. `command` is a ready-to-edit command line
@@ -142,7 +145,7 @@ export function statusView(db: Db, runId: string): StatusView {
       waiting_on: waitingOn,
       ready: row.status === "pending" && waitingOn.length === 0,
       attempts: latest?.number ?? 0,
-      attempt: latest ? toAttempt(db, latest) : null,
+      attempt: latest ? { ...toAttempt(db, latest), worktree_dirty: null } : null,
       latest_message: latest ? latestMessage(db, latest.thread_id) : null,
     };
   });
@@ -156,6 +159,21 @@ export function statusView(db: Db, runId: string): StatusView {
     tasks,
     next: nextActions(tasks, run, last),
   };
+}
+
+/**
+ * Fills `attempt.worktree_dirty` for each latest attempt with a live worktree
+ * (one `git status` each, a few at a time). Git (and dax) load only when a
+ * run has such a worktree, so analysis-only runs never pay for them.
+ */
+export async function addWorktreeState(view: StatusView): Promise<StatusView> {
+  const live = view.tasks.map((t) => t.attempt).filter((a): a is AttemptView => !!a?.worktree_path && a.worktree_removed_at === null);
+  if (live.length === 0) return view;
+  const { worktreeDirty } = await import("./worktrees.ts");
+  for (let i = 0; i < live.length; i += 4) {
+    await Promise.all(live.slice(i, i + 4).map(async (a) => void (a.worktree_dirty = await worktreeDirty(a.worktree_path!))));
+  }
+  return view;
 }
 
 export function runShow(db: Db, runId: string): { run: Run; counts: TaskCounts & { ready: number }; last_event_id: number } {
