@@ -1,0 +1,45 @@
+/** Eight processes claim the same thread at the same moment: exactly one wins, every round. */
+import { expect, test } from "vitest";
+import { fails, ok, sqlite3, tempDb } from "./_helpers.ts";
+
+const ROUNDS = 20;
+const CLAIMERS = 8;
+
+test(`${CLAIMERS} simultaneous claims of one thread, ${ROUNDS} rounds: one winner, the rest already_claimed`, async () => {
+  const t = tempDb();
+  try {
+    const { inbox, inboxAsync } = t.cli;
+    for (let round = 1; round <= ROUNDS; round++) {
+      // alternate a free-standing thread and an attempt's thread
+      let thread: number;
+      if (round % 2 === 1) {
+        thread = ok(inbox("send", "--to", "racer", "--body", `job ${round}`)).thread.id;
+      } else {
+        if (round === 2) {
+          ok(t.cli.orch("run", "init", "--run", "race", "--goal", "claim races"));
+        }
+        ok(t.cli.orch("task", "add", "--run", "race", "--task", `T${round}`, "--title", `task ${round}`));
+        thread = ok(t.cli.orch("dispatch", "--run", "race", "--task", `T${round}`, "--execution-mode", "analysis", "--to", "racer")).attempt.thread_id;
+      }
+      const results = await Promise.all(
+        Array.from({ length: CLAIMERS }, () => inboxAsync("claim", "--as", "racer", "--thread", String(thread), "--lease-seconds", "300")),
+      );
+      const winners = results.filter((r) => r.code === 0);
+      expect(winners, `round ${round}: ${results.map((r) => r.stdout).join("\n")}`).toHaveLength(1);
+      const token = ok(winners[0]!).lease.token;
+      for (const r of results.filter((r) => r.code !== 0)) {
+        const err = fails(r, "already_claimed");
+        expect(r.code).toBe(4);
+        expect(err.message).toMatch(new RegExp(`^thread ${thread} is already claimed by racer until \\d{4}-`));
+        expect(err.hint).toBeTruthy();
+      }
+      // the database agrees: one lease on the thread, the winner's
+      expect(sqlite3(t.db, `SELECT token FROM leases WHERE thread_id = ${thread}`)).toBe(token);
+      expect(sqlite3(t.db, `SELECT lease_token FROM threads WHERE id = ${thread}`)).toBe(token);
+    }
+    // attempt threads: exactly one task_claimed event per attempt
+    expect(sqlite3(t.db, "SELECT count(*) FROM events WHERE type = 'task_claimed'")).toBe(String(ROUNDS / 2));
+  } finally {
+    t.cleanup();
+  }
+});
