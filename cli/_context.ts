@@ -7,6 +7,7 @@ import { OrchError } from "../lib/errors.ts";
 import type { StoreOptions } from "../lib/storage.ts";
 import type { Db } from "../lib/sqlite.ts";
 import { readSnapshot, writeTransaction } from "../lib/storage.ts";
+import { onTiming } from "./_timing.ts";
 
 export interface GlobalOptions {
   db?: string;
@@ -58,6 +59,7 @@ export class Context {
       timeoutMs: numberSetting(this.globals.lockTimeoutMs, "ORCH_LOCK_TIMEOUT_MS", "--lock-timeout-ms"),
       staleMs: numberSetting(this.globals.lockStaleMs, "ORCH_LOCK_STALE_MS", "--lock-stale-ms"),
       onWarning: (message) => this.io.stderr(`${message}\n`),
+      onTiming,
     };
   }
 

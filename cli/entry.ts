@@ -6,6 +6,7 @@
 import process from "node:process";
 import { entryFromName, runCli } from "./main.ts";
 import * as rt from "../lib/_runtime.ts";
+import { timingLine } from "./_timing.ts";
 
 export async function runFromProcess(args: string[] = rt.argv(), name?: string): Promise<void> {
   const entry = entryFromName(rt.env("ORCH_ENTRY") ?? name ?? (rt.runtimeInfo().compiled ? rt.execPath() : rt.scriptPath()));
@@ -14,5 +15,7 @@ export async function runFromProcess(args: string[] = rt.argv(), name?: string):
     stderr: (s) => void process.stderr.write(s),
     isTTY: process.stdout.isTTY === true,
   });
+  const timing = timingLine();
+  if (timing) process.stderr.write(timing);
   process.exitCode = code;
 }

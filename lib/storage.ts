@@ -9,12 +9,17 @@
  *   A crash at any instant leaves the old or the new file.
  */
 import * as rt from "./_runtime.ts";
-import { Db, openBytes } from "./sqlite.ts";
+import { Db, openBytes, sqlEngine } from "./sqlite.ts";
 import { acquireLock, DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, type LockOptions } from "./lock.ts";
 import { assertNotTooNew, migrate, SCHEMA_VERSION, schemaVersion } from "./schema.ts";
 import { OrchError } from "./errors.ts";
 
-export interface StoreOptions extends Partial<LockOptions> {}
+export interface StoreOptions extends Partial<LockOptions> {
+  /** Told how long each phase of a write took, in ms (the CLI prints them with ORCH_DEBUG_TIMING=1). */
+  onTiming?: (phase: WritePhase, ms: number) => void;
+}
+
+export type WritePhase = "lock_wait" | "load" | "apply" | "export" | "flush";
 
 function lockOptions(options: StoreOptions): LockOptions {
   return {
@@ -175,10 +180,17 @@ async function lockFor(dbPath: string, options: StoreOptions) {
  * file is not rewritten.
  */
 export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, options: StoreOptions = {}): Promise<T> {
+  // compile the engine while waiting for the lock, not while holding it (other writers queue behind us)
+  const engine = sqlEngine();
+  engine.catch(() => undefined); // awaited below; this only keeps an early lock failure from leaving it unhandled
+  const phase = phaseTimer(options);
   const lock = await lockFor(dbPath, options);
+  phase("lock_wait");
   try {
+    await engine;
     if (lock.brokeStale) removeStaleTemps(dbPath);
     const db = await load(readDbFile(dbPath), dbPath);
+    phase("load");
     try {
       if (schemaVersion(db) === 0) {
         throw new OrchError("db_invalid", `${dbPath} is not an initialised orch database`, {
@@ -186,7 +198,13 @@ export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, opt
         });
       }
       const result = runInTransaction(db, dbPath, fn);
-      if (result.changed) replaceFile(dbPath, db.export(), () => lock.verify());
+      phase("apply");
+      if (result.changed) {
+        const bytes = db.export();
+        phase("export");
+        replaceFile(dbPath, bytes, () => lock.verify());
+        phase("flush");
+      }
       return result.value;
     } finally {
       db.close();
@@ -194,6 +212,18 @@ export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, opt
   } finally {
     lock.release();
   }
+}
+
+/** Reports the time since the previous phase ended (or since the write began). */
+function phaseTimer(options: StoreOptions): (name: WritePhase) => void {
+  const report = options.onTiming;
+  if (!report) return () => {};
+  let last = performance.now();
+  return (name) => {
+    const now = performance.now();
+    report(name, now - last);
+    last = now;
+  };
 }
 
 function runInTransaction<T>(db: Db, dbPath: string, fn: (db: Db) => T): { value: T; changed: boolean } {
