@@ -115,6 +115,9 @@ worker verbs (done, fail, ask) and \`orch answer\` for routine work.
 
 Output (--json): {"ok": true, "thread": {...}, "message": {"id", "thread_id", "kind", "from", "to", "body", "payload", "created_at"}, "created_thread": bool}
 
+Errors: usage (exit 2) no --to for a new thread, bad id or kind, empty/oversized body, bad
+--payload-json; not_found (exit 3) unknown --thread.
+
 Examples:
   inbox --db ./coord.db --json send --to qa-worker --body "Please look at the flaky test logs."
   inbox --db ./coord.db --json send --thread 3 --from leader --body "Also check CI run 42."`),
@@ -141,7 +144,12 @@ Examples:
       .option("--status <status>", "only threads in this state: open, claimed, closed")
       .option("--limit <n>", "at most this many (newest), default 100")
       .addHelpText("after", `
-Output (--json): {"ok": true, "threads": [{"id", "run_id", "task_id", "attempt_id", "subject", "assigned_to", "status", "lease", "message_count", "last_message_id", ...}]}`),
+Output (--json): {"ok": true, "threads": [{"id", "run_id", "task_id", "attempt_id", "subject", "assigned_to", "status", "lease", "message_count", "last_message_id", ...}]}
+
+Errors: usage (exit 2) bad id, status or limit.
+
+Example:
+  inbox --db ./coord.db list --to qa-worker --status open`),
     async (o, ctx) => {
       const filter: inbox.ListFilter = {
         to: o.to === undefined ? undefined : check(idSchema("--to"), o.to, "--to"),
@@ -162,7 +170,15 @@ Output (--json): {"ok": true, "threads": [{"id", "run_id", "task_id", "attempt_i
       .option("--thread <id>", "the thread to show (required)")
       .option("--after <message-id>", "only messages after this id", "0")
       .addHelpText("after", `
-Output (--json): {"ok": true, "thread": {...}, "messages": [{"id", "kind", "from", "to", "body", "payload", "created_at"}]}`),
+Shows the thread as stored: a lease past its expiry is still listed until a
+reconcile (or the next claim) ends it.
+
+Output (--json): {"ok": true, "thread": {...}, "messages": [{"id", "kind", "from", "to", "body", "payload", "created_at"}]}
+
+Errors: usage (exit 2) missing --thread; not_found (exit 3) unknown thread.
+
+Example:
+  inbox --db ./coord.db show --thread 3`),
     async (o, ctx) => {
       const id = threadId(o.thread);
       if (id === undefined) throw new OrchError("usage", "give --thread ID");

@@ -350,12 +350,12 @@ Example:
   // ---- dispatch and the loop -------------------------------------------------
   act(
     program.command("dispatch").description("hand a ready task to a worker: creates the attempt and its inbox thread (does not start a worker)")
-      .option("--run <id>", "the run")
-      .option("--task <id>", "the task (must be ready)")
-      .option("--execution-mode <mode>", "analysis (thread only) or code (fresh git worktree and branch)")
-      .option("--to <worker>", "the worker (default: the task's --default-to)")
-      .option("--body <text>", "the assignment text (default: the task's title and summary)")
-      .option("--body-file <path>", "read the assignment text from a file")
+      .option("--run <id>", "(required) the run")
+      .option("--task <id>", "(required) the task; it must be ready (not dispatched, every dependency done)")
+      .option("--execution-mode <mode>", "(required) analysis (inbox thread only) or code (also a fresh git worktree and branch)")
+      .option("--to <worker>", "the worker the attempt is addressed to (default: the task's --default-to; one of the two is needed)")
+      .option("--body <text>", "the assignment message (max 64 KiB; default: the task's title and summary)")
+      .option("--body-file <path>", "read the assignment message from a file instead of --body")
       .option("--repo-path <path>", "code mode: the git repository (default: the one containing the current directory)")
       .option("--base-ref <ref>", "code mode: committed base to branch from (default: the repo's HEAD commit)")
       .option("--workspace-root <dir>", "code mode: where worktrees go (default: .orch/worktrees in the repo)")
@@ -396,7 +396,7 @@ Example:
 
   act(
     program.command("reconcile").description("fold worker thread state into task state now (status, ready, blocked and wait do this themselves)")
-      .option("--run <id>", "the run")
+      .option("--run <id>", "(required) the run to reconcile")
       .addHelpText("after", `
 Folds: claimed -> running, question -> blocked, answer -> running, result -> done,
 failure -> failed, lease expired -> failed (reason "lease expired"), with their
@@ -474,7 +474,7 @@ Example:
 
   act(
     program.command("blocked").description("blocked tasks with their open question")
-      .option("--run <id>", "the run")
+      .option("--run <id>", "(required) the run to look at")
       .addHelpText("after", `
 Reconciles first. Answer each with \`orch answer --run RUN --task TASK --body TEXT\`.
 
@@ -498,11 +498,11 @@ Example:
 
   act(
     program.command("answer").description("answer a blocked task's open question on its active attempt; the task runs again")
-      .option("--run <id>", "the run")
-      .option("--task <id>", "the blocked task")
-      .option("--body <text>", "the answer")
-      .option("--body-file <path>", "read the answer from a file")
-      .option("--payload-json <json>", "a structured decision (JSON object) beside the text")
+      .option("--run <id>", "(required) the run")
+      .option("--task <id>", "(required) the blocked task whose open question this answers")
+      .option("--body <text>", "(required unless --body-file) the answer text (max 64 KiB)")
+      .option("--body-file <path>", "read the answer text from a file instead of --body")
+      .option("--payload-json <json>", "a structured decision beside the text: a JSON object (max 64 KiB)")
       .addHelpText("after", `
 The answer is posted on the active attempt's thread, addressed to its worker
 (\`inbox ask --wait\` returns it; \`inbox wait\` shows it), and the task runs again.
@@ -531,17 +531,17 @@ Example:
 
   const loopCmd = (name: string, description: string) =>
     program.command(name).description(description)
-      .option("--run <id>", "the run")
-      .option("--task <id>", "the task")
-      .option("--body <text>", "the new assignment text (default: the task's title and summary)")
-      .option("--body-file <path>", "read the assignment text from a file")
+      .option("--run <id>", "(required) the run")
+      .option("--task <id>", "(required) the task")
+      .option("--body <text>", "the new attempt's assignment message (max 64 KiB; default: the task's title and summary)")
+      .option("--body-file <path>", "read the assignment message from a file instead of --body")
       .option("--base-ref <ref>", "code mode: a new base for the fresh worktree (default: the previous attempt's)")
       .option("--repo-path <path>", "code mode: the repository (default: the previous attempt's)")
       .option("--workspace-root <dir>", "code mode: where worktrees go (default: the previous attempt's)");
 
   act(
     loopCmd("retry", "make a fresh attempt (new thread; new worktree in code mode) for a failed, lease-expired or cancelled task")
-      .option("--to <worker>", "the worker (default: the previous attempt's)")
+      .option("--to <worker>", "the worker for the new attempt (default: the previous attempt's worker)")
       .addHelpText("after", `
 Default worker: the previous attempt's. The old attempt's thread stays closed,
 so its worker's token stays refused.
@@ -565,12 +565,14 @@ Example:
 
   act(
     loopCmd("reassign", "cancel the active attempt (its worker is told) and dispatch a fresh one to another worker")
-      .option("--to <worker>", "the new worker (required)")
+      .option("--to <worker>", "(required) the worker the new attempt goes to")
       .addHelpText("after", `
 The old worker's thread gets a cancel message and its later writes are refused
 (lease_lost, naming the reassignment); the new attempt gets a fresh thread.
 
-Output (--json): dispatch's fields plus "cancelled_attempt": {...the old attempt, status cancelled...}
+Output (--json): dispatch's fields plus the ended attempt:
+  {"ok": true, "run_id", "task", "attempt": {...the new one...}, "assignment", "db", "notes",
+   "cancelled_attempt": {...the old attempt, status cancelled, end_reason reassigned...}}
 
 Errors:
   usage (exit 2)          missing flag (--to is required), bad id, empty/oversized body
