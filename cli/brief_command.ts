@@ -64,7 +64,8 @@ Examples:
       const dbPath = ctx.dbPath;
       const dispatch = await readInput(String(o.dispatchJson), "--dispatch-json", BRIEF_LIMITS.dispatchJsonBytes);
       const template = o.template === undefined ? undefined : await readInput(String(o.template), "--template", BRIEF_LIMITS.templateBytes);
-      const inboxCommand = o.inboxCommand ?? rt.env("ORCH_INBOX_COMMAND") ?? "inbox";
+      // an empty ORCH_INBOX_COMMAND counts as unset; an empty --inbox-command is a mistake
+      const inboxCommand = o.inboxCommand ?? (rt.env("ORCH_INBOX_COMMAND") || "inbox");
       if (String(inboxCommand).trim() === "") throw new OrchError("usage", "--inbox-command must not be empty");
       const brief = await renderBrief({
         dbPath,
