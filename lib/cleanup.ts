@@ -156,10 +156,15 @@ export async function cleanup(dbPath: string, input: CleanupInput, store: StoreO
   }
   const rows = await readReconciled(dbPath, input.run, (db) => selectAttempts(db, input), store);
   const dryRun = input.dryRun === true;
+  const plans: Plan[] = [];
   const result: CleanupResult = { run_id: input.run, dry_run: dryRun, removed: [], skipped: [], branches_deleted: [], branches_kept: [], bytes_freed: 0, pruned: [] };
   const skip = (row: AttemptRow, reason: string) => result.skipped.push({ attempt_id: row.id, task_id: row.task_id, path: row.worktree_path, reason });
+  /** A finished attempt whose worktree stays: with --delete-branches, its branch is reported as kept. */
+  const keepTree = (row: AttemptRow, reason: string) => {
+    skip(row, reason);
+    plans.push({ row, gone: false });
+  };
 
-  const plans: Plan[] = [];
   const worktreeLists = new Map<string, WorktreeEntry[] | null>();
   const listOf = async (repo: string) => {
     if (!worktreeLists.has(repo)) worktreeLists.set(repo, await listWorktrees(repo));
@@ -200,21 +205,21 @@ export async function cleanup(dbPath: string, input: CleanupInput, store: StoreO
       continue;
     }
     if (!repoOk) {
-      skip(row, `its repository ${row.repo_path} no longer exists, so git cannot vouch for this folder; remove it by hand if it holds nothing you need`);
+      keepTree(row, `its repository ${row.repo_path} no longer exists, so git cannot vouch for this folder; remove it by hand if it holds nothing you need`);
       continue;
     }
     const list = await listOf(row.repo_path);
     if (!list?.some((w) => samePath(w.path, row.worktree_path!))) {
-      skip(row, `${row.worktree_path} is not a registered worktree of ${row.repo_path}; left alone (remove it by hand if you are sure)`);
+      keepTree(row, `${row.worktree_path} is not a registered worktree of ${row.repo_path}; left alone (remove it by hand if you are sure)`);
       continue;
     }
     const changes = await uncommittedChanges(row.worktree_path);
     if (changes === null) {
-      skip(row, "git cannot read this worktree's status; left alone");
+      keepTree(row, "git cannot read this worktree's status; left alone");
       continue;
     }
     if (changes.length > 0 && input.force !== true) {
-      skip(row, `it has ${describeChanges(changes)}; commit them, or pass --force to discard them`);
+      keepTree(row, `it has ${describeChanges(changes)}; commit them, or pass --force to discard them`);
       continue;
     }
     const bytes = rt.diskUsage(row.worktree_path);
@@ -222,7 +227,7 @@ export async function cleanup(dbPath: string, input: CleanupInput, store: StoreO
       const args = ["-C", row.repo_path, "worktree", "remove", ...(input.force === true ? ["--force"] : []), "--", row.worktree_path];
       const r = await git(args);
       if (r.code !== 0) {
-        skip(row, `git worktree remove failed: git said: ${gitSaid(r)}`);
+        keepTree(row, `git worktree remove failed: git said: ${gitSaid(r)}`);
         continue;
       }
       removeEmptyParent(row.worktree_path);
