@@ -363,6 +363,13 @@ Example:
 Refused when the task is not ready (the error says what it waits on) or already
 has an active attempt: dispatch never makes a duplicate attempt.
 
+Code mode: the base ref is resolved to a commit, then branch orch/RUN/TASK/aN and
+worktree WORKSPACE_ROOT/RUN/TASK-aN are made from it (absolute paths are recorded).
+The workspace root is added to the repository's .git/info/exclude, never to a
+tracked file. Uncommitted changes in the main checkout are NOT in the worktree;
+"notes" says so. If anything fails, no attempt, branch or worktree is left.
+Remove finished worktrees with \`orch cleanup\`.
+
 Output (--json): {"ok": true, "run_id", "task": {...}, "attempt": {"id", "number", "thread_id",
   "assigned_to", "execution_mode", "status", "lease", "repo_path", "base_ref", "base_commit",
   "branch", "worktree_path", ...}, "assignment": {...message...}, "db": PATH, "notes": [...]}
@@ -375,6 +382,10 @@ Errors:
   not_ready (exit 4)      a dependency is not done (the message names what it waits on)
   invalid_state (exit 4)  the task already has an active attempt, is done/failed/cancelled,
                           or the run is cancelled
+  code mode: usage (not a git checkout; a ref or path with '-' first, '..', NUL or a line
+  break), not_found (--repo-path missing, --base-ref not a commit, no commits yet),
+  conflict (the worktree folder or branch already exists), git_failed (exit 8; git's
+  own message is quoted)
 
 Example:
   orch --db ./coord.db --json dispatch --run blog_mvp_001 --task T2 --execution-mode analysis --to qa-worker --body "Summarise the failing logs."`),
@@ -657,7 +668,9 @@ Output (--json): {"ok": true, "run": {"id", "goal", "summary", "status", ...},
   "tasks": [{"id", "title", "summary", "default_to", "acceptance", "status", "status_reason", "ready",
              "depends_on": [TASK_ID...], "waiting_on": [{"task_id", "status"}], "attempts": N,
              "attempt": {...latest attempt: "number", "assigned_to", "thread_id", "status", "lease": {"worker",
-               "expires_at", ...} | null, worktree fields...} | null,
+               "expires_at", ...} | null, "repo_path", "base_ref", "base_commit", "branch", "worktree_path",
+               "worktree_removed_at", "worktree_dirty": true/false for a live worktree (one git status
+               each), null otherwise} | null,
              "latest_message": {"id", "kind", "from", "body", "created_at"} | null}],
   "next": [{"action", "task_id"?, "reason", "command"?}]}
 
