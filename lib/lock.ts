@@ -41,22 +41,40 @@ export function lockPathFor(dbPath: string): string {
   return `${dbPath}.lock`;
 }
 
-function readLock(lockPath: string): { info?: LockInfo; mtimeMs: number } | null {
+interface ObservedLock {
+  info?: LockInfo;
+  mtimeMs: number;
+  /** Identifies this lockfile (not just its path), so a look-then-act never acts on a newer lock. */
+  ino: number;
+}
+
+function isLockInfo(v: unknown): v is LockInfo {
+  const i = v as LockInfo | null;
+  return typeof i === "object" && i !== null && typeof i.token === "string" && typeof i.host === "string" &&
+    Number.isSafeInteger(i.pid) && i.pid > 0 && typeof i.created_at === "number" && Number.isFinite(i.created_at);
+}
+
+function readLock(lockPath: string): ObservedLock | null {
   const st = rt.statOrNull(lockPath);
   if (!st) return null;
   try {
-    const info = JSON.parse(rt.readText(lockPath)) as LockInfo;
-    if (typeof info.token === "string" && typeof info.created_at === "number") return { info, mtimeMs: st.mtimeMs };
-  } catch {
-    // unreadable contents: judged by its modification time below
+    const info: unknown = JSON.parse(rt.readText(lockPath));
+    if (isLockInfo(info)) return { info, mtimeMs: st.mtimeMs, ino: st.ino };
+  } catch (err) {
+    if (rt.errno(err) === "ENOENT") return null;
+    // empty, partial or foreign contents: judged by its modification time below
   }
-  return { mtimeMs: st.mtimeMs };
+  return { mtimeMs: st.mtimeMs, ino: st.ino };
 }
 
+const holderOf = (lock: ObservedLock): string =>
+  lock.info ? `held by pid ${lock.info.pid} on ${lock.info.host}` : "with unreadable contents";
+
 /** Why a lock may be broken, or null while its owner may still be working. */
-function staleReason(lock: { info?: LockInfo; mtimeMs: number }, staleMs: number): string | null {
+function staleReason(lock: ObservedLock, staleMs: number): string | null {
   const info = lock.info;
-  const age = rt.now() - (info ? info.created_at : lock.mtimeMs);
+  // the earlier of the two clocks: a lock whose created_at lies in the future still ages by mtime
+  const age = rt.now() - (info ? Math.min(info.created_at, lock.mtimeMs) : lock.mtimeMs);
   if (info && info.host === rt.hostname() && info.pid !== rt.pid && !rt.isProcessAlive(info.pid)) {
     return `its owner (pid ${info.pid}) is no longer running`;
   }
@@ -64,14 +82,20 @@ function staleReason(lock: { info?: LockInfo; mtimeMs: number }, staleMs: number
   return null;
 }
 
+/** Side files carry the creating pid, so leftovers of dead processes can be recognised and removed. */
+const STAGE = ".stage-";
+const BROKEN = ".broken-";
+
 function tryCreate(lockPath: string, info: LockInfo): boolean {
-  const staging = `${lockPath}.${info.token}`;
+  const staging = `${lockPath}${STAGE}${info.pid}-${info.token}`;
   rt.writeFileDurable(staging, JSON.stringify(info), true);
   try {
     rt.link(staging, lockPath);
     return true;
   } catch (err) {
     if (rt.errno(err) === "EEXIST") return false;
+    // a cleaner removed our staging file (it took us for dead): simply try again
+    if (rt.errno(err) === "ENOENT") return false;
     if (rt.errno(err) === "EPERM" || rt.errno(err) === "ENOTSUP" || rt.errno(err) === "ENOSYS") {
       // file systems without hard links: exclusive create is atomic too, only briefly empty
       try {
@@ -89,12 +113,14 @@ function tryCreate(lockPath: string, info: LockInfo): boolean {
 }
 
 /**
- * Moves a stale lock aside. If, between our look and the move, someone else
- * replaced it with a fresh lock, we put theirs back (link fails if the slot was
- * taken meanwhile, in which case their fence check makes them fail safely).
+ * Moves the observed lock aside. If, between our look and the move, someone
+ * else replaced it with another lockfile (another inode, or another token), we
+ * put theirs back (link fails if the slot was taken meanwhile, in which case
+ * that owner's fence check makes it fail safely). Returns true if the observed
+ * lock is gone.
  */
-function breakLock(lockPath: string, observedToken: string | undefined): boolean {
-  const aside = `${lockPath}.broken-${rt.randomToken(6)}`;
+function breakLock(lockPath: string, observed: ObservedLock): boolean {
+  const aside = `${lockPath}${BROKEN}${rt.pid}-${rt.randomToken(6)}`;
   try {
     rt.rename(lockPath, aside);
   } catch (err) {
@@ -102,7 +128,9 @@ function breakLock(lockPath: string, observedToken: string | undefined): boolean
     throw err;
   }
   const moved = readLock(aside);
-  if (observedToken !== undefined && moved?.info && moved.info.token !== observedToken) {
+  const same = moved !== null && (moved.ino === observed.ino || !moved.ino) &&
+    moved.info?.token === observed.info?.token;
+  if (moved !== null && !same) {
     try {
       rt.link(aside, lockPath);
     } catch {
@@ -113,6 +141,21 @@ function breakLock(lockPath: string, observedToken: string | undefined): boolean
   }
   rt.unlinkQuiet(aside);
   return true;
+}
+
+/**
+ * Removes side files (lock staging and broken-lock files) that processes left
+ * when they died between creating and removing them. Call with the lock held.
+ */
+export function removeLockLeftovers(dbPath: string): void {
+  const lockName = rt.path.basename(lockPathFor(dbPath));
+  const dir = rt.path.dirname(dbPath);
+  for (const name of rt.readdir(dir)) {
+    if (!name.startsWith(lockName)) continue;
+    const rest = name.slice(lockName.length);
+    const m = /^(?:\.stage-|\.broken-)(\d+)-[0-9a-f]+$/.exec(rest);
+    if (m && Number(m[1]) !== rt.pid && !rt.isProcessAlive(Number(m[1]))) rt.unlinkQuiet(rt.path.join(dir, name));
+  }
 }
 
 export async function acquireLock(dbPath: string, options: LockOptions): Promise<LockHandle & { brokeStale: boolean }> {
@@ -129,9 +172,9 @@ export async function acquireLock(dbPath: string, options: LockOptions): Promise
     if (current) {
       holder = current.info;
       const reason = staleReason(current, options.staleMs);
-      if (reason !== null && breakLock(lockPath, current.info?.token)) {
+      if (reason !== null && breakLock(lockPath, current)) {
         brokeStale = true;
-        options.onWarning?.(`orch: broke a stale lock on ${dbPath}: ${reason}`);
+        options.onWarning?.(`orch: broke a stale lock on ${dbPath} (${holderOf(current)}): ${reason}`);
         continue;
       }
     }
@@ -161,8 +204,10 @@ export async function acquireLock(dbPath: string, options: LockOptions): Promise
       }
     },
     release() {
-      // move-aside-and-check, so a lock someone else took over is never deleted
-      breakLock(lockPath, token);
+      // leave a lock someone else took over alone; move ours aside and check, so
+      // one that changed hands between the look and the move is put back
+      const current = readLock(lockPath);
+      if (current?.info?.token === token) breakLock(lockPath, current);
     },
   };
 }

@@ -10,7 +10,7 @@
  */
 import * as rt from "./_runtime.ts";
 import { Db, openBytes, sqlEngine } from "./sqlite.ts";
-import { acquireLock, DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, type LockOptions } from "./lock.ts";
+import { acquireLock, DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, type LockOptions, removeLockLeftovers } from "./lock.ts";
 import { assertNotTooNew, migrate, SCHEMA_VERSION, schemaVersion } from "./schema.ts";
 import { OrchError } from "./errors.ts";
 
@@ -56,7 +56,8 @@ function checkHeader(bytes: Uint8Array, dbPath: string): void {
   }
 }
 
-function readDbFile(dbPath: string): Uint8Array {
+/** Refuses a missing database or a directory without reading it. */
+function assertDbFile(dbPath: string): void {
   const st = rt.statOrNull(dbPath);
   if (!st) {
     throw new OrchError("db_missing", `no database at ${dbPath}`, {
@@ -68,6 +69,10 @@ function readDbFile(dbPath: string): Uint8Array {
       hint: "give --db the path of a file, e.g. ./coord.db",
     });
   }
+}
+
+function readDbFile(dbPath: string): Uint8Array {
+  assertDbFile(dbPath);
   const bytes = rt.readFile(dbPath);
   checkHeader(bytes, dbPath);
   return bytes;
@@ -112,7 +117,14 @@ function replaceFile(dbPath: string, bytes: Uint8Array, beforeRename: () => void
   try {
     rt.writeFileDurable(tmp, bytes, true);
     beforeRename();
-    renameWithRetry(tmp, dbPath);
+    try {
+      renameWithRetry(tmp, dbPath);
+    } catch (err) {
+      // Our temp file vanished after the fence check passed: a writer that broke
+      // our lock removed it (removeLeftovers), so the fence still holds.
+      if (rt.errno(err) === "ENOENT" && !rt.exists(tmp)) throw lockLost(dbPath);
+      throw err;
+    }
   } catch (err) {
     rt.unlinkQuiet(tmp);
     if (["EACCES", "EPERM", "EROFS"].includes(rt.errno(err) ?? "")) {
@@ -144,11 +156,23 @@ function renameWithRetry(from: string, to: string): void {
   }
 }
 
-/** A crashed writer can leave its temporary file behind; remove them once we own the lock. */
-function removeStaleTemps(dbPath: string): void {
+function lockLost(dbPath: string): OrchError {
+  return new OrchError("lock_lost", `the write lock on ${dbPath} was taken over while this command held it (it was paused past the stale threshold); nothing was written`, {
+    hint: "run the command again",
+  });
+}
+
+/**
+ * Runs with the lock held, before loading. Only the lock holder writes temp
+ * files, so any temp file now belongs to a writer that died or lost its lock;
+ * removing it also stops a writer that lost its lock after its fence check
+ * from renaming a stale state into place. Lock side files of dead processes go too.
+ */
+function removeLeftovers(dbPath: string): void {
   const dir = rt.path.dirname(dbPath);
   const prefix = `${rt.path.basename(dbPath)}.tmp-`;
   for (const name of rt.readdir(dir)) if (name.startsWith(prefix)) rt.unlinkQuiet(rt.path.join(dir, name));
+  removeLockLeftovers(dbPath);
 }
 
 function assertDirWritable(dbPath: string): void {
@@ -184,11 +208,12 @@ export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, opt
   const engine = sqlEngine();
   engine.catch(() => undefined); // awaited below; this only keeps an early lock failure from leaving it unhandled
   const phase = phaseTimer(options);
+  assertDbFile(dbPath); // fail fast, without touching the directory
   const lock = await lockFor(dbPath, options);
   phase("lock_wait");
   try {
     await engine;
-    if (lock.brokeStale) removeStaleTemps(dbPath);
+    removeLeftovers(dbPath);
     const db = await load(readDbFile(dbPath), dbPath);
     phase("load");
     try {
@@ -200,6 +225,7 @@ export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, opt
       const result = runInTransaction(db, dbPath, fn);
       phase("apply");
       if (result.changed) {
+        await testHoldLock();
         const bytes = db.export();
         phase("export");
         replaceFile(dbPath, bytes, () => lock.verify());
@@ -224,6 +250,19 @@ function phaseTimer(options: StoreOptions): (name: WritePhase) => void {
     report(name, now - last);
     last = now;
   };
+}
+
+/**
+ * TEST-ONLY hook. With ORCH_TEST_HOLD_LOCK_UNTIL=PATH, a writer that holds the
+ * lock and has computed its new state waits until PATH exists before writing.
+ * Tests use it to pause or kill a writer at the worst moment, deterministically
+ * (test/storage_lock.test.ts, test/storage_crash.test.ts). Unset, it costs one
+ * environment lookup.
+ */
+async function testHoldLock(): Promise<void> {
+  const gate = rt.env("ORCH_TEST_HOLD_LOCK_UNTIL");
+  if (!gate) return;
+  while (!rt.exists(gate)) await rt.sleep(10);
 }
 
 function runInTransaction<T>(db: Db, dbPath: string, fn: (db: Db) => T): { value: T; changed: boolean } {
@@ -252,7 +291,7 @@ export interface InitResult {
 export async function initDatabase(dbPath: string, options: StoreOptions = {}): Promise<InitResult> {
   const lock = await lockFor(dbPath, options);
   try {
-    if (lock.brokeStale) removeStaleTemps(dbPath);
+    removeLeftovers(dbPath);
     const exists = rt.statOrNull(dbPath) !== null;
     const db = exists ? await load(readDbFile(dbPath), dbPath) : await openBytes();
     try {

@@ -1,0 +1,65 @@
+/**
+ * No write is lost under concurrency: 16 processes start at once, each making
+ * 25 `inbox send` writes, every write a separate CLI process.
+ */
+import { afterAll, describe, expect, test } from "vitest";
+import { ok, sqlite3, tempDb, type RunResult } from "./_helpers.ts";
+
+const PROCESSES = 16;
+const WRITES = 25;
+
+describe("16 concurrent writers x 25 sends", () => {
+  const t = tempDb();
+  afterAll(() => t.cleanup());
+
+  test("all 400 messages are present, ids strictly increasing, integrity ok", async () => {
+    // thread 1 exists so half the writers can reply on one shared thread
+    const first = ok(t.cli.inbox("send", "--to", "w-shared", "--body", "shared thread"));
+    expect(first.message.id).toBe(1);
+
+    const lockFlags = ["--lock-timeout-ms", "120000"];
+    const writer = async (p: number): Promise<{ body: string; r: RunResult }[]> => {
+      const out: { body: string; r: RunResult }[] = [];
+      for (let i = 0; i < WRITES; i++) {
+        const body = `writer ${p} message ${i}`;
+        const target = p % 2 === 0 ? ["--to", `w${p}`] : ["--thread", "1", "--from", `w${p}`];
+        out.push({ body, r: await t.cli.inboxAsync(...lockFlags, "send", ...target, "--body", body) });
+      }
+      return out;
+    };
+    // all 16 loops start in the same tick
+    const results = await Promise.all(Array.from({ length: PROCESSES }, (_, p) => writer(p)));
+
+    const failures = results.flat().filter(({ r }) => r.code !== 0 || r.json?.ok !== true);
+    expect(failures.map(({ r }) => `${r.code}: ${r.stdout}${r.stderr}`)).toEqual([]);
+
+    // each writer saw its own ids strictly increase, and each id names its body
+    const byId = new Map<number, string>();
+    for (const perWriter of results) {
+      const ids = perWriter.map(({ r }) => r.json.message.id as number);
+      for (let i = 1; i < ids.length; i++) expect(ids[i]).toBeGreaterThan(ids[i - 1]!);
+      for (const { body, r } of perWriter) {
+        expect(r.json.message.body).toBe(body);
+        expect(byId.has(r.json.message.id)).toBe(false);
+        byId.set(r.json.message.id, body);
+      }
+    }
+    expect(byId.size).toBe(PROCESSES * WRITES);
+
+    // the file itself: ids 1..401 without gaps, each with the body its writer was told
+    const rows = sqlite3(t.db, "SELECT id || '|' || body FROM messages ORDER BY id").split("\n");
+    expect(rows.length).toBe(PROCESSES * WRITES + 1);
+    rows.forEach((row, i) => {
+      const [id, body] = row.split("|");
+      expect(Number(id)).toBe(i + 1);
+      if (i > 0) expect(body).toBe(byId.get(i + 1));
+    });
+    expect(sqlite3(t.db, "pragma integrity_check")).toBe("ok");
+
+    // the CLI reads them back too
+    const shared = ok(t.cli.inbox("show", "--thread", "1"));
+    expect(shared.messages.length).toBe(1 + (PROCESSES / 2) * WRITES);
+    const threads = ok(t.cli.inbox("list", "--limit", "10000")).threads;
+    expect(threads.length).toBe(1 + (PROCESSES / 2) * WRITES);
+  });
+});
