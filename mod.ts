@@ -43,6 +43,8 @@ export {
   type ExecutionMode,
 } from "./lib/attempts.ts";
 export { dispatchTask, reassignTask, retryTask } from "./lib/leader.ts";
+export { cleanup, type CleanupInput, type CleanupResult } from "./lib/cleanup.ts";
+export { createWorkspace, discardWorkspace, type PreparedWorkspace, type WorkspaceRequest } from "./lib/worktrees.ts";
 export {
   ask,
   claim,
@@ -62,7 +64,7 @@ export {
 export { reconcileRun, readReconciled } from "./lib/reconcile.ts";
 export { EVENT_TYPES, listEvents, type EventType, type OrchEvent } from "./lib/events.ts";
 export { waitForEvents, waitForMessages } from "./lib/wait.ts";
-export { blockedTasks, runShow, statusView, type StatusView } from "./lib/status.ts";
+export { addWorktreeState, blockedTasks, runShow, statusView, type StatusView } from "./lib/status.ts";
 export { LIMITS } from "./lib/validate.ts";
 export { VERSION, versionInfo } from "./lib/version.ts";
 

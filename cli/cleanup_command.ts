@@ -42,6 +42,7 @@ Give exactly one of --all-completed, --task or --attempt. Only attempts that
 are done, failed or cancelled are touched; an active attempt's worktree is
 skipped. For each worktree:
   - uncommitted changes (tracked or untracked) -> skipped, unless --force
+    (files git ignores, such as build output, do not count and are removed)
   - folder deleted by hand                     -> git's record pruned, reported as missing
   - not a registered worktree of its repo      -> skipped, left alone
 Then \`git worktree prune\` runs in each repository touched. Branches stay unless
