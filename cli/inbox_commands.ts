@@ -49,8 +49,18 @@ async function waitForAnswer(
     });
     if (w.messages.length > 0) return { reply: w.messages[0]!, timed_out: false };
     if (Date.now() >= deadline) return { reply: null, timed_out: true };
-    const beat = await ctx.write((db) => inbox.heartbeat(db, token));
-    lease = beat.lease!;
+    try {
+      lease = (await ctx.write((db) => inbox.heartbeat(db, token))).lease!;
+    } catch (err) {
+      // a busy database is no reason to give up waiting: half the lease is still left
+      if (err instanceof OrchError && err.code === "busy") continue;
+      // the leader may have cancelled just now: its message says more than lease_lost
+      if (err instanceof OrchError && err.code === "lease_lost") {
+        const last = await waitForMessages(ctx.dbPath, { worker: lease.worker, thread: asked.thread.id, after: question.id, kinds: ["answer", "cancel"], timeoutMs: 0 });
+        if (last.messages.length > 0) return { reply: last.messages[0]!, timed_out: false };
+      }
+      throw err;
+    }
   }
 }
 

@@ -140,3 +140,26 @@ test("release: the thread can be claimed again and the released token is refused
     t.cleanup();
   }
 });
+
+test("a worker blocked in ask --wait is woken by reassign with the cancel message", async () => {
+  const t = tempDb();
+  try {
+    const { orch, inbox, inboxAsync } = t.cli;
+    plan(t, ["A", "w1"]);
+    ok(orch("dispatch", "--run", "r", "--task", "A", "--execution-mode", "analysis"));
+    const tok = ok(inbox("claim", "--as", "w1")).lease.token as string;
+    const asking = inboxAsync("ask", "--token", tok, "--body", "Which database?", "--wait", "--timeout-seconds", "60");
+    const last = ok(orch("run", "show", "--run", "r")).last_event_id;
+    ok(await t.cli.orchAsync("wait", "--run", "r", "--for", "task_blocked", "--after-event", String(last), "--timeout-seconds", "60"));
+    expect(asking.child.exitCode).toBeNull();
+    ok(orch("reassign", "--run", "r", "--task", "A", "--to", "w2"));
+    const asked = ok(await asking);
+    expect(asked.timed_out).toBe(false);
+    expect(asked.answer).toMatchObject({ kind: "cancel", to: "w1", payload: { reason: "reassigned" } });
+    expect(fails(inbox("progress", "--token", tok, "--body", "so?"), "lease_lost").message).toMatch(/reassigned to w2/);
+    // the question moved nowhere: the new attempt starts unblocked
+    expect(ok(orch("status", "--run", "r")).tasks[0]).toMatchObject({ status: "dispatched", attempt: { number: 2, assigned_to: "w2" } });
+  } finally {
+    t.cleanup();
+  }
+});
