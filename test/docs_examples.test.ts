@@ -129,6 +129,11 @@ describe("documentation examples run against the CLI", () => {
     const s = JSON.parse(status.stdout);
     expect(s.tasks.find((x: any) => x.id === "T1").status).toBe("done");
     expect(readFileSync(path.join(cwd, "t1-brief.md"), "utf8")).toContain("claim --as qa-worker --thread 1");
+    // the code-mode example made a real worktree, and its brief says to work there
+    const t2 = s.tasks.find((x: any) => x.id === "T2").attempt;
+    expect(t2).toMatchObject({ execution_mode: "code", branch: expect.stringMatching(/^orch\//) });
+    expect(existsSync(t2.worktree_path)).toBe(true);
+    expect(readFileSync(path.join(cwd, "t2-brief.md"), "utf8")).toContain(`- worktree: ${t2.worktree_path}`);
   });
 
   test("skills/inbox/SKILL.md: every sh block, on dispatched threads", () => {
