@@ -379,7 +379,7 @@ export function requireLease(db: Db, token: string, now: number): { lease: Lease
   const thread = getThreadRow(db, found.thread_id);
   if (found.ended_at === null && found.expires_at > now && thread.lease_token === token) return { lease: found, thread };
   throw new OrchError("lease_lost", `lease lost: ${leaseLostReason(db, found, thread, now)}; stop working on it`, {
-    hint: "your writes are refused so they cannot overwrite a successor; check `inbox show --thread` for a cancel message",
+    hint: `your writes are refused so they cannot overwrite a successor; \`inbox show --thread ${thread.id}\` shows what the leader said`,
     details: { thread_id: thread.id, attempt_id: thread.attempt_id, end_reason: found.end_reason ?? "expired" },
   });
 }
