@@ -119,11 +119,17 @@ interface WorktreeEntry {
 
 /** `git worktree list --porcelain -z` of a repository. */
 async function listWorktrees(repo: string): Promise<WorktreeEntry[] | null> {
-  const r = await git(["-C", repo, "worktree", "list", "--porcelain", "-z"]);
+  let r = await git(["-C", repo, "worktree", "list", "--porcelain", "-z"]);
+  let sep = "\0";
+  if (r.code !== 0) {
+    // git before 2.36 has no -z; orch's own paths never hold a line break
+    r = await git(["-C", repo, "worktree", "list", "--porcelain"]);
+    sep = "\n";
+  }
   if (r.code !== 0) return null;
   const entries: WorktreeEntry[] = [];
   let cur: WorktreeEntry | undefined;
-  for (const field of r.stdout.split("\0")) {
+  for (const field of r.stdout.split(sep)) {
     if (field.startsWith("worktree ")) {
       cur = { path: field.slice("worktree ".length), locked: false, prunable: false };
       entries.push(cur);
