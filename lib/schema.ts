@@ -115,6 +115,13 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX events_by_run ON events(run_id, id);
   `,
+  // 1 -> 2: the latest decisive message of a thread in one index seek. Reconcile asks for it for
+  // every active attempt on every status, ready and wait; without it SQLite walks the whole thread.
+  // Partial (decisive kinds only), so progress messages cost it nothing. The WHERE must stay
+  // textually equal to the query's kind list in reconcile.ts, or SQLite will not use the index.
+  `
+  CREATE INDEX messages_decisive ON messages(thread_id, id) WHERE kind IN ('question','answer','result','failure','cancel');
+  `,
 ];
 
 /** The schema version this build writes. */

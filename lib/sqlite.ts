@@ -24,10 +24,20 @@ function bindable(params: Params): SqlValue[] {
   return params.map((p) => (p === undefined ? null : typeof p === "boolean" ? (p ? 1 : 0) : p));
 }
 
+/**
+ * Settings for a private, in-memory copy of the file (durability comes from
+ * storage.ts's atomic rename, never from SQLite's journal):
+ * - exclusive locking: otherwise every statement re-checks the (emulated) file
+ *   for a hot journal and a changed header, which costs more than the query;
+ * - the rollback journal in memory: ROLLBACK still works, no journal file churn.
+ */
+const PRIVATE_COPY_PRAGMAS = "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = MEMORY; PRAGMA temp_store = MEMORY;";
+
 /** A database handle with prepared-statement caching and typed helpers. */
 export class Db {
   readonly raw: Database;
   private readonly cache = new Map<string, Statement>();
+  private readonly columns = new Map<Statement, string[]>();
 
   constructor(raw: Database) {
     this.raw = raw;
@@ -42,12 +52,25 @@ export class Db {
     return s;
   }
 
+  /** The current row as an object; column names are read once per statement (sql.js's getAsObject reads them per row). */
+  private row<T>(s: Statement): T {
+    let names = this.columns.get(s);
+    if (!names) {
+      names = s.getColumnNames();
+      this.columns.set(s, names);
+    }
+    const values = s.get();
+    const out: Record<string, SqlValue> = {};
+    for (let i = 0; i < names.length; i++) out[names[i]!] = values[i]!;
+    return out as T;
+  }
+
   all<T = Row>(sql: string, params: Params = []): T[] {
     const s = this.stmt(sql);
     try {
       s.bind(bindable(params));
       const rows: T[] = [];
-      while (s.step()) rows.push(s.getAsObject() as T);
+      while (s.step()) rows.push(this.row<T>(s));
       return rows;
     } finally {
       s.reset();
@@ -58,7 +81,7 @@ export class Db {
     const s = this.stmt(sql);
     try {
       s.bind(bindable(params));
-      return s.step() ? (s.getAsObject() as T) : undefined;
+      return s.step() ? this.row<T>(s) : undefined;
     } finally {
       s.reset();
     }
@@ -109,12 +132,15 @@ export class Db {
   private freeStatements(): void {
     for (const s of this.cache.values()) s.free();
     this.cache.clear();
+    this.columns.clear();
   }
 }
 
 export async function openBytes(bytes?: Uint8Array): Promise<Db> {
   const SQL = await sqlEngine();
-  return new Db(new SQL.Database(bytes));
+  const raw = new SQL.Database(bytes);
+  raw.exec(PRIVATE_COPY_PRAGMAS);
+  return new Db(raw);
 }
 
 export async function sqliteVersion(): Promise<string> {

@@ -377,14 +377,18 @@ async function contention(fixtures, tmp) {
 
 const sleep = (t) => new Promise((r) => setTimeout(r, t));
 
-/** wait / ask --wait wake-up latency and idle CPU, measured here when the plan/loop scripts are absent. */
-async function waits(fixtures, fxmod, tmp) {
+/**
+ * wait / ask --wait wake-up latency and idle CPU. The loop's latencies come from
+ * scripts/bench_loop.mjs and the plan's from scripts/bench_plan.mjs when they are
+ * there; what they do not measure is measured here.
+ */
+async function waits(fixtures, fxmod, tmp, have = {}) {
   const out = { source: "bench.mjs", wake: {}, idle: {} };
   const fx = fixtures.small;
   const runtime = RUNTIMES.includes("binary") ? "binary" : "node";
   log(`\nwake-up latency (${RUNTIME_LABEL[runtime]}, small database; from the write's commit to the waiter's exit)`);
   const reps = Math.max(5, Math.min(REPS, 10));
-  {
+  if (!have.wait) {
     const { work } = withWorkCopy(fx, tmp);
     const { cmd, pre, env } = runtimeCommand(runtime, "orch");
     const lat = [];
@@ -401,7 +405,7 @@ async function waits(fixtures, fxmod, tmp) {
     out.wake.wait = summarise(lat);
     log(`  orch wait        median ${ms(out.wake.wait.median)} ms, p95 ${ms(out.wake.wait.p95)} ms`);
   }
-  {
+  if (!have.ask) {
     const { work } = withWorkCopy(fx, tmp);
     const { cmd, pre, env } = runtimeCommand(runtime, "inbox");
     const w = fx.running[2];
@@ -423,6 +427,7 @@ async function waits(fixtures, fxmod, tmp) {
     out.wake.ask = summarise(lat);
     log(`  inbox ask --wait median ${ms(out.wake.ask.median)} ms, p95 ${ms(out.wake.ask.p95)} ms`);
   }
+  if (have.idle) return out;
   // idle CPU: every runtime waits at once on a database nobody writes; CPU is read from /proc between 2 s and the end
   log("\nidle CPU of `orch wait` (no writes; scaled to one minute)");
   const seconds = 20;
@@ -485,8 +490,8 @@ async function collaborator(file, fn, context) {
   if (typeof mod[fn] !== "function") return undefined;
   log(`\n${file}: ${fn}()`);
   const result = await mod[fn](context);
-  if (result?.markdown === undefined) log(JSON.stringify(result, null, 2));
-  else log(result.markdown);
+  if (result?.markdown !== undefined) log(result.markdown);
+  else if (!result?.ask_to_leader_wait) log(JSON.stringify(result, null, 2));
   return result;
 }
 
@@ -532,6 +537,10 @@ function evaluate(r) {
   if (l16) {
     goals.push(goalRow("16-worker contention: lost writes", String(l16.lost + (l16.writes - l16.stored)), "0", l16.lost === 0 && l16.stored === l16.writes && l16.failed === 0, l16.failed ? `${l16.failed} failed` : ""));
     goals.push(goalRow("16-worker contention: throughput", `${l16.perSecond.toFixed(1)} writes/s`, "≥ 25 writes/s", l16.perSecond >= 25));
+  }
+  if (r.loop?.ask_to_leader_wait) {
+    goals.push(goalRow("worker `ask` → leader's `wait` returns, p95", `${ms(r.loop.ask_to_leader_wait.p95_ms)} ms`, "< 250 ms", r.loop.ask_to_leader_wait.p95_ms < 250));
+    goals.push(goalRow("leader `answer` → worker's `ask --wait` returns, p95", `${ms(r.loop.answer_to_worker_ask_wait.p95_ms)} ms`, "< 250 ms", r.loop.answer_to_worker_ask_wait.p95_ms < 250));
   }
   const wake = r.wait?.wake;
   if (wake?.wait) goals.push(goalRow("`wait` wake-up p95", `${ms(wake.wait.p95)} ms`, "< 250 ms", wake.wait.p95 < 250));
@@ -588,7 +597,14 @@ function markdown(r) {
     const idle = Object.entries(r.wait.idle ?? {}).map(([k, v]) => `${RUNTIME_LABEL[k]} ${ms(v.cpuPerMinuteMs)} ms`).join(", ");
     parts.push(`### Wake-up and idle cost\n\n${table(["measure", "median ms", "p95 ms"], rows)}\n\nLatency runs from the moment the write's new file is in place to the waiting process's exit (it has printed its result). CPU per idle minute of \`orch wait\`: ${idle}.`);
   }
-  for (const extra of [r.plan, r.loop].filter(Boolean)) {
+  if (r.loop?.ask_to_leader_wait) {
+    const row = (label, x) => [label, ms(x.median_ms), ms(x.p95_ms), String(x.n)];
+    parts.push(`### The loop's waits (scripts/bench_loop.mjs, Node bundle, timed from the write's \`created_at\` to the waiter's output)\n\n${table(["measure", "median ms", "p95 ms", "n"], [
+      row("worker `inbox ask` → leader's `orch wait --for task_blocked` prints", r.loop.ask_to_leader_wait),
+      row("leader `orch answer` → worker's `inbox ask --wait` prints", r.loop.answer_to_worker_ask_wait),
+    ])}`);
+  }
+  for (const extra of [r.plan].filter(Boolean)) {
     parts.push(extra.markdown ?? `\`\`\`json\n${JSON.stringify(extra, null, 2)}\n\`\`\``);
   }
   if (r.memory) {
@@ -631,10 +647,10 @@ async function main() {
     if (ONLY.has("contention")) r.contention = await contention(fixtures, tmp);
     const context = { root, bundle: BUNDLE, binary: canRunBinary ? BINARY : undefined, deno: DENO, mod: MOD, reps: REPS, tmp, runtimes: RUNTIMES };
     if (ONLY.has("wait")) {
-      r.plan = await collaborator("bench_plan.mjs", "benchPlan", context);
-      r.loop = await collaborator("bench_loop.mjs", "benchLoop", context);
-      // our own wake-up and idle measurements stand in for the scripts that are not there yet
-      if (!r.plan && !r.loop) r.wait = await waits(fixtures, fxmod, tmp);
+      r.plan = await collaborator("bench_plan.mjs", "benchPlan", { ...context, trials: REPS });
+      r.loop = await collaborator("bench_loop.mjs", "benchLoop", { ...context, trials: REPS, log: (line) => log(`  ${line}`) });
+      // our own measurements stand in for whatever those scripts do not (yet) measure
+      r.wait = await waits(fixtures, fxmod, tmp, { ask: Boolean(r.loop?.answer_to_worker_ask_wait), wait: Boolean(r.plan?.wake), idle: Boolean(r.plan?.idle) });
     }
     if (ONLY.has("memory")) r.memory = peakMemory(fixtures, tmp);
     r.loadEnd = os.loadavg().map((x) => x.toFixed(2)).join(", ");
