@@ -13,8 +13,8 @@
  * demo always ends (exit 0 when the run is done, 1 otherwise).
  * Options: --keep (keep the temporary directory and print its path).
  */
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,7 +28,7 @@ const KEEP = process.argv.includes("--keep");
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (code, s) => (color ? `\u001b[${code}m${s}\u001b[0m` : s);
-const WHO_COLOR = { leader: 36, "worker-a": 32, "worker-b": 33, "worker-c": 35 };
+const WHO_COLOR = { leader: 36, "worker-a": 32, "worker-b": 33, "worker-c": 35, "worker-d": 34 };
 function say(who, text) {
   const tag = who.padEnd(8);
   console.log(`${paint(WHO_COLOR[who] ?? 34, tag)} │ ${text}`);
@@ -42,6 +42,7 @@ if (!existsSync(BUNDLE)) {
 
 const dir = mkdtempSync(path.join(tmpdir(), "orch-demo-"));
 const DB = path.join(dir, "coord.db");
+const REPO = path.join(dir, "app");
 const started = Date.now();
 const remainingMs = () => DEADLINE_MS - (Date.now() - started);
 
@@ -110,21 +111,54 @@ const TASKS = [
       await w.done("report written: raise the DB pool timeout, fix 3 regressions", { sections: 3 });
     },
   },
-  // ==== CODE MODE: add a code-mode task here =====================================
-  // A code-mode task goes into this list like the others, e.g.
-  //   { id: "fix", title: "...", worker: "worker-d", after: ["triage"],
-  //     dispatch: ["--execution-mode", "code", "--repo-path", REPO],
-  //     work: async (w) => { /* edit and commit in w.claim.messages[0].payload.worktree_path */ } }
-  // with REPO a throw-away git repository made in setupCodeMode() below, and
-  // `orch cleanup --run RUN --all-completed` in finishCodeMode().
+  // ==== CODE MODE ====================================================================
+  // A code-mode task: dispatch makes branch orch/RUN/fix/a1 and a fresh worktree of
+  // REPO (a throw-away git repository made in setupCodeMode); the worker edits and
+  // commits there; finishCodeMode runs `orch cleanup`, which removes the worktree and
+  // keeps the branch, because it holds the fix.
+  {
+    id: "fix",
+    title: "Raise the DB pool timeout (a code change)",
+    worker: "worker-d",
+    after: ["triage"],
+    dispatch: ["--execution-mode", "code", "--repo-path", REPO],
+    work: async (w) => {
+      const { worktree_path: wt, branch, base_commit: base } = w.claim.messages.find((m) => m.kind === "assignment").payload;
+      await w.progress(`working in ${wt} (branch ${branch}, from ${base.slice(0, 7)})`);
+      writeFileSync(path.join(wt, "db.json"), `${JSON.stringify({ pool: { size: 10, timeout_ms: 30000 } }, null, 2)}\n`);
+      git(wt, "commit", "-q", "-a", "-m", "Raise the DB pool timeout to 30 s (flaky CI)");
+      const commit = git(wt, "rev-parse", "--short", "HEAD");
+      await w.done(`committed ${commit} on ${branch}`, { branch, commit });
+    },
+  },
   // ==================================================================================
 ];
 
-/** Code mode, part 1 (to be added): make a temporary git repository under `dir`. */
-async function setupCodeMode() {}
+/** git with its arguments as an array (no shell), in `cwd`; returns stdout. */
+function git(cwd, ...args) {
+  return execFileSync("git", ["-C", cwd, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+}
 
-/** Code mode, part 2 (to be added): `orch cleanup` of the finished attempts' worktrees. */
-async function finishCodeMode() {}
+/** Code mode, part 1: a temporary git repository with one commit, for the "fix" task. */
+async function setupCodeMode() {
+  mkdirSync(REPO);
+  git(REPO, "init", "-q", "-b", "main");
+  git(REPO, "config", "user.name", "orch demo");
+  git(REPO, "config", "user.email", "demo@example.invalid");
+  writeFileSync(path.join(REPO, "db.json"), `${JSON.stringify({ pool: { size: 10, timeout_ms: 5000 } }, null, 2)}\n`);
+  git(REPO, "add", "db.json");
+  git(REPO, "commit", "-q", "-m", "initial config");
+  say("leader", `code-mode repository ${path.basename(REPO)} at ${git(REPO, "rev-parse", "--short", "HEAD")} (main)`);
+}
+
+/** Code mode, part 2: `orch cleanup` removes the finished attempts' worktrees; the branch with the fix stays. */
+async function finishCodeMode() {
+  say("leader", paint(2, `orch cleanup --run ${RUN} --all-completed --delete-branches`));
+  const r = await orch("cleanup", "--run", RUN, "--all-completed", "--delete-branches");
+  for (const x of r.removed) say("leader", `cleanup removed ${x.path} (${x.bytes} bytes)`);
+  for (const b of r.branches_kept) say("leader", `kept branch ${b.branch}: ${b.reason.split(";")[0]}`);
+  say("leader", `the fix: ${git(REPO, "log", "--oneline", "-1", "orch/" + RUN + "/fix/a1")}  (git worktree list: ${git(REPO, "worktree", "list").split("\n").length} entry)`);
+}
 
 // ---- a simulated worker: every action is a CLI process ---------------------------
 
@@ -175,6 +209,8 @@ async function dispatchReady(workers) {
     const task = TASKS.find((x) => x.id === t.id);
     const d = await orch("dispatch", "--run", RUN, "--task", t.id, ...task.dispatch);
     say("leader", `dispatch ${t.id} -> ${d.attempt.assigned_to} (${d.attempt.execution_mode}, attempt ${d.attempt.number}, thread ${d.attempt.thread_id})`);
+    if (d.attempt.worktree_path) say("leader", `  worktree ${d.attempt.worktree_path} on branch ${d.attempt.branch}`);
+    for (const note of d.notes ?? []) say("leader", `  note: ${note}`);
     workers.push(startWorker(task, d.attempt));
   }
 }
