@@ -88,7 +88,9 @@ const BROKEN = ".broken-";
 
 function tryCreate(lockPath: string, info: LockInfo): boolean {
   const staging = `${lockPath}${STAGE}${info.pid}-${info.token}`;
-  rt.writeFileDurable(staging, JSON.stringify(info), true);
+  // no fsync: the lock only matters between live processes, and after a power
+  // loss an empty or missing lockfile is judged by its age like any other
+  rt.writeText(staging, JSON.stringify(info));
   try {
     rt.link(staging, lockPath);
     return true;
@@ -166,9 +168,13 @@ export async function acquireLock(dbPath: string, options: LockOptions): Promise
   let brokeStale = false;
   let holder: LockInfo | undefined;
   for (;;) {
-    info.created_at = rt.now();
-    if (tryCreate(lockPath, info)) break;
-    const current = readLock(lockPath);
+    // look before trying: waiters poll, and a look costs a stat, a try a file write
+    let current = readLock(lockPath);
+    if (current === null) {
+      info.created_at = rt.now();
+      if (tryCreate(lockPath, info)) break;
+      current = readLock(lockPath);
+    }
     if (current) {
       holder = current.info;
       const reason = staleReason(current, options.staleMs);
