@@ -170,6 +170,12 @@ describe("launcher fallbacks", () => {
     expect(r.stderr).toMatch(/Deno 2 or later.*\n?.*Node\.js 20 or later.*Bun/s);
   });
 
+  test("a launcher without its folder's bundle (the source tree) says the folder is incomplete", () => {
+    const r = launch(path.join(ROOT, "skills"), "orch", "orch", ["--version"], { env: { PATH: `${pathWith(path.join(t.dir, "path-src"), { node: process.execPath })}:${sysPath}` } });
+    expect(r.code).toBe(127);
+    expect(r.stderr).toContain("orch.mjs is missing too (copy the whole skill folder; from the orch sources, run npm run package and use dist/skills)");
+  });
+
   test("arguments reach the program untouched (spaces, quotes, globs, $)", () => {
     const odd = path.join(t.dir, "odd dir $HOME *");
     mkdirSync(odd);

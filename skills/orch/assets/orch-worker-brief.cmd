@@ -44,7 +44,7 @@ exit /b %ERRORLEVEL%
 
 :none
 >&2 echo %ORCH_ENTRY%: cannot run here: there is no binary for this host (Windows %ARCH%: looked for %HERE%bin\orch-windows-x64.exe)
->&2 echo and no JavaScript runtime (deno, node or bun) to run %HERE%orch.mjs (or the bundle is missing: copy the whole skill folder).
+>&2 echo and no JavaScript runtime (deno, node or bun) to run %HERE%orch.mjs (or the bundle is missing: copy the whole skill folder; from the orch sources, run npm run package and use dist\skills).
 >&2 echo Binaries are built for: linux-x64, linux-arm64 (glibc), darwin-x64, darwin-arm64, windows-x64.
 >&2 echo To run anywhere else, install one of: Deno 2 or later (https://deno.com),
 >&2 echo Node.js 20 or later (https://nodejs.org), or Bun (https://bun.sh), and run this again.
