@@ -324,9 +324,14 @@ async function decideBranch(
   if (input.force !== true) {
     if (Number.isNaN(ahead)) return keep(`cannot compare it with its base ${row.base_commit} (git said: ${gitSaid(count)}); pass --force to delete it anyway`);
     if (ahead > 0) {
+      // the rule stays strict (the base, not other branches, decides), but say where the commits already are
+      const on = await git(["-C", row.repo_path, "for-each-ref", "--format=%(refname:short)", "--contains", commit, "refs/heads/"]);
+      const others = on.code === 0 ? on.stdout.split("\n").map((l) => l.trim()).filter((b) => b && b !== row.branch) : [];
       return keep(
         `it has ${ahead} commit(s) not in its base ${row.base_commit?.slice(0, 12)} (see: git log ${row.base_commit?.slice(0, 12)}..${row.branch}); ` +
-          "merge them, or pass --force with --delete-branches to delete it anyway",
+          (others.length > 0
+            ? `they are also on ${others.slice(0, 3).join(", ")}${others.length > 3 ? ", ..." : ""}, so --force with --delete-branches loses nothing`
+            : "merge them, or pass --force with --delete-branches to delete it anyway"),
       );
     }
   }

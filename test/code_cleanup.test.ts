@@ -131,6 +131,12 @@ describe("orch cleanup", () => {
     expect(orchBranches(s.repo).sort()).toEqual(["orch/r1/T2/a1", "orch/r1/T4/a1", "orch/r1/T5/a1"]);
     expect(git(s.repo, "rev-parse", "orch/r1/T5/a1")).toBe(s.t5commit);
 
+    // once merged, the reason says where the commits are; the rule still wants --force
+    git(s.repo, "merge", "-q", "--ff-only", "orch/r1/T5/a1");
+    const merged = ok(s.cli.orch("cleanup", "--run", "r1", "--task", "T5", "--delete-branches"));
+    expect(merged.branches_deleted).toEqual([]);
+    expect(merged.branches_kept[0].reason).toMatch(/also on main/);
+
     // a dry run with --force says it would delete T5's branch, and does not
     const dry = ok(s.cli.orch("cleanup", "--run", "r1", "--task", "T5", "--delete-branches", "--force", "--dry-run"));
     expect(dry.branches_deleted).toEqual([{ attempt_id: a.T5.id, branch: "orch/r1/T5/a1", commit: s.t5commit }]);
