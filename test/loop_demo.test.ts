@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { ROOT } from "./_helpers.ts";
 
 test("the demo plays the full loop and prints the final status", () => {
-  const r = spawnSync(process.execPath, [path.join(ROOT, "scripts", "demo.mjs")], { encoding: "utf8", timeout: 60_000, env: { ...process.env, NO_COLOR: "1" } });
+  const r = spawnSync(process.execPath, [path.join(ROOT, "scripts", "demo.mjs")], { encoding: "utf8", timeout: 120_000, env: { ...process.env, NO_COLOR: "1" } });
   expect(r.status, r.stdout + r.stderr).toBe(0);
   const out = r.stdout;
   for (const step of [/dispatch logs -> worker-a/, /claimed thread/, /progress: /, /asks: .*inbox ask --wait/, /triage is blocked/, /answer triage/, /got the answer/, /dispatch report -> worker-c/, /report is done/, /dispatch fix -> worker-d \(code/, /worktree .*fix-a1 on branch orch\/flaky-ci\/fix\/a1/, /worker-d .*done: committed [0-9a-f]+ on orch\/flaky-ci\/fix\/a1/, /cleanup removed .*fix-a1 \(\d+ bytes\)/, /kept branch orch\/flaky-ci\/fix\/a1: it has 1 commit/]) {
