@@ -34,6 +34,27 @@ const inlineAssets = {
   },
 };
 
+/**
+ * zod re-exports all of its ~50 locales through `z.locales` (about 260 KB of
+ * the bundle, parsed on every start). orch writes its own messages over the
+ * default English ones, so the bundle keeps English only.
+ */
+/** @type {import("esbuild").Plugin} */
+const zodEnglishOnly = {
+  name: "zod-english-only",
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer)
+        ? { path: path.join(path.dirname(args.importer), "..", "locales", "en.js"), namespace: "zod-english-only" }
+        : undefined);
+    b.onLoad({ filter: /.*/, namespace: "zod-english-only" }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(args.path)};\n`,
+      loader: "js",
+      resolveDir: path.dirname(args.path),
+    }));
+  },
+};
+
 export async function buildBundle(outfile = path.join(root, "dist", "orch.mjs")) {
   await build({
     entryPoints: [path.join(root, "cli", "bin.ts")],
@@ -45,7 +66,7 @@ export async function buildBundle(outfile = path.join(root, "dist", "orch.mjs"))
     minify: true,
     legalComments: "none",
     loader: { ".wasm": "binary", ".md": "text" },
-    plugins: [inlineAssets],
+    plugins: [inlineAssets, zodEnglishOnly],
     // sql.js is CommonJS: it calls require() for Node built-ins and reads __dirname; an ESM bundle has neither.
     banner: {
       js: [

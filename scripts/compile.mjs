@@ -39,7 +39,9 @@ export async function compile(targets = TARGETS, { outDir = binDir, bundle = def
     const out = path.join(outDir, binaryName(target));
     // bun appends .exe to a Windows outfile without it: keep the name's ending
     const tmp = path.join(outDir, `.tmp-${process.pid}-${binaryName(target)}`);
-    execFileSync(bun, ["build", "--compile", "--minify", `--target=bun-${target}`, bundle, "--outfile", tmp], { stdio: ["ignore", "ignore", "inherit"] });
+    // --bytecode: JavaScriptCore bytecode compiled at build time is embedded, so a start skips parsing the
+    // bundle (about half of a short command's start-up; BENCHMARKS.md has the numbers)
+    execFileSync(bun, ["build", "--compile", "--minify", "--bytecode", "--format=esm", `--target=bun-${target}`, bundle, "--outfile", tmp], { stdio: ["ignore", "ignore", "inherit"] });
     renameSync(tmp, out);
     outs.push(out);
   }
