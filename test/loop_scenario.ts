@@ -1,10 +1,20 @@
 /**
- * The full leader–worker loop as real processes, shared by the per-runtime
- * tests: 3 tasks (C depends on A and B), 3 workers, one blocked question
- * answered through wait/blocked/answer, dependent work dispatched after.
+ * Shared by the loop tests: small setup helpers, and the full leader–worker
+ * loop as real processes for the per-runtime tests: 3 tasks (C depends on A
+ * and B), 3 workers, one blocked question answered through wait/blocked/answer,
+ * dependent work dispatched after.
  */
 import { expect } from "vitest";
 import { ok, type RuntimeKind, tempDb } from "./_helpers.ts";
+
+/** A run "r" with tasks [id, default worker]. */
+export function plan(t: ReturnType<typeof tempDb>, ...tasks: [string, string][]) {
+  ok(t.cli.orch("run", "init", "--run", "r", "--goal", "loop tests"));
+  for (const [id, worker] of tasks) ok(t.cli.orch("task", "add", "--run", "r", "--task", id, "--title", `task ${id}`, "--default-to", worker));
+}
+
+export const eventsAfter = (t: ReturnType<typeof tempDb>, after: number) =>
+  ok(t.cli.orch("wait", "--run", "r", "--after-event", String(after), "--timeout-seconds", "0")).events as any[];
 
 /** The event log the scenario must produce, in order. */
 export const FULL_RUN_EVENTS = [
