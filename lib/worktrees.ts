@@ -298,15 +298,15 @@ export async function createWorkspace(req: WorkspaceRequest): Promise<PreparedWo
   const branch = branchName(run, task, req.attempt);
   const worktreePath = worktreePathFor(root, run, task, req.attempt);
 
+  // Left-overs block the name: an interrupted dispatch (killed between making the
+  // worktree and recording the attempt) or an earlier database with the same run id.
+  const leftover = `if no attempt records it (\`orch task show --run ${run} --task ${task}\`), it is left over: ` +
+    `git -C "${repo}" worktree remove --force "${worktreePath}"; git -C "${repo}" branch -D ${branch}`;
   if (rt.exists(worktreePath)) {
-    throw new OrchError("conflict", `worktree path ${worktreePath} already exists`, {
-      hint: "remove it (or run `orch cleanup`) if it is left over, or pass another --workspace-root",
-    });
+    throw new OrchError("conflict", `worktree path ${worktreePath} already exists`, { hint: `${leftover} (or pass another --workspace-root)` });
   }
   if (await branchExists(repo, branch)) {
-    throw new OrchError("conflict", `branch ${branch} already exists in ${repo} (left from an earlier database with the same run id?)`, {
-      hint: `delete it with \`git -C "${repo}" branch -D ${branch}\` if it is not needed, or use another run id`,
-    });
+    throw new OrchError("conflict", `branch ${branch} already exists in ${repo}`, { hint: leftover });
   }
 
   await excludeRoot(repo, root);
