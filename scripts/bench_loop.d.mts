@@ -8,4 +8,4 @@ export interface LoopBench {
   meets_goal: boolean;
 }
 export const GOAL_P95_MS: number;
-export function benchLoop(options?: { trials?: number; settleMs?: number; log?: (line: string) => void }): Promise<LoopBench>;
+export function benchLoop(options?: { trials?: number; settleMs?: number; log?: (line: string) => void; bundle?: string; tmp?: string }): Promise<LoopBench>;

@@ -24,8 +24,8 @@ export const GOAL_P95_MS = 300;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts the CLI; resolves with the time its first complete JSON line arrived, and the JSON. */
-function start(db, entry, args, timeoutMs = 60_000) {
-  const child = spawn(process.execPath, [BUNDLE, "--db", db, "--json", ...args], {
+function start(bundle, db, entry, args, timeoutMs = 60_000) {
+  const child = spawn(process.execPath, [bundle, "--db", db, "--json", ...args], {
     env: { ...process.env, ORCH_ENTRY: entry, NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -56,8 +56,6 @@ function start(db, entry, args, timeoutMs = 60_000) {
   });
 }
 
-const orch = (db, ...args) => start(db, "orch", args).then((r) => r.json);
-const inbox = (db, ...args) => start(db, "inbox", args).then((r) => r.json);
 
 function summarise(samples) {
   const s = [...samples].sort((a, b) => a - b);
@@ -67,14 +65,18 @@ function summarise(samples) {
 
 /**
  * Runs the benchmark; returns medians and p95s. `settleMs` is how long to let a
- * waiting process start polling before the write it waits for.
+ * waiting process start polling before the write it waits for; `bundle` and
+ * `tmp` default to dist/orch.mjs and the system temp directory (npm run bench
+ * passes its own).
  */
-export async function benchLoop({ trials = 20, settleMs = 1000, log = () => {} } = {}) {
-  if (!existsSync(BUNDLE)) {
+export async function benchLoop({ trials = 20, settleMs = 1000, log = () => {}, bundle = BUNDLE, tmp = tmpdir() } = {}) {
+  if (!existsSync(bundle)) {
     const { buildBundle } = await import("./build.mjs");
-    await buildBundle();
+    await buildBundle(bundle);
   }
-  const dir = mkdtempSync(path.join(tmpdir(), "orch-bench-loop-"));
+  const orch = (db, ...args) => start(bundle, db, "orch", args).then((r) => r.json);
+  const inbox = (db, ...args) => start(bundle, db, "inbox", args).then((r) => r.json);
+  const dir = mkdtempSync(path.join(tmp, "orch-bench-loop-"));
   const db = path.join(dir, "coord.db");
   const askToWait = [];
   const answerToAsk = [];
@@ -89,9 +91,9 @@ export async function benchLoop({ trials = 20, settleMs = 1000, log = () => {} }
       const last = (await orch(db, "run", "show", "--run", "bench")).last_event_id;
 
       // the leader waits for the question before it is asked
-      const leader = start(db, "orch", ["wait", "--run", "bench", "--for", "task_blocked", "--after-event", String(last), "--timeout-seconds", "60"]);
+      const leader = start(bundle, db, "orch", ["wait", "--run", "bench", "--for", "task_blocked", "--after-event", String(last), "--timeout-seconds", "60"]);
       await sleep(settleMs);
-      const worker = start(db, "inbox", ["ask", "--token", token, "--body", `question ${i}`, "--wait", "--timeout-seconds", "60"]);
+      const worker = start(bundle, db, "inbox", ["ask", "--token", token, "--body", `question ${i}`, "--wait", "--timeout-seconds", "60"]);
       const woke = await leader;
       const blocked = woke.json.events[0];
       askToWait.push(woke.at - Date.parse(blocked.created_at));
