@@ -148,10 +148,7 @@ function renameWithRetry(from: string, to: string): void {
     } catch (err) {
       const retryable = rt.isWindows && ["EPERM", "EBUSY", "EACCES"].includes(rt.errno(err) ?? "");
       if (!retryable || rt.now() > deadline) throw err;
-      const until = rt.now() + 10;
-      while (rt.now() < until) {
-        // brief synchronous pause: we hold the lock and must not yield mid-write
-      }
+      pauseSync(10); // we hold the lock and must not yield mid-write
     }
   }
 }
@@ -225,10 +222,13 @@ export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, opt
       const result = runInTransaction(db, dbPath, fn);
       phase("apply");
       if (result.changed) {
-        await testHoldLock();
+        testHold("before_write");
         const bytes = db.export();
         phase("export");
-        replaceFile(dbPath, bytes, () => lock.verify());
+        replaceFile(dbPath, bytes, () => {
+          lock.verify();
+          testHold("after_fence");
+        });
         phase("flush");
       }
       return result.value;
@@ -253,16 +253,23 @@ function phaseTimer(options: StoreOptions): (name: WritePhase) => void {
 }
 
 /**
- * TEST-ONLY hook. With ORCH_TEST_HOLD_LOCK_UNTIL=PATH, a writer that holds the
- * lock and has computed its new state waits until PATH exists before writing.
- * Tests use it to pause or kill a writer at the worst moment, deterministically
- * (test/storage_lock.test.ts, test/storage_crash.test.ts). Unset, it costs one
- * environment lookup.
+ * TEST-ONLY hook, so tests can stop or kill a writer at the worst moments
+ * deterministically (test/storage_lock.test.ts, test/storage_crash.test.ts).
+ * With ORCH_TEST_HOLD_LOCK_UNTIL=PATH, a writer holding the lock stops after
+ * computing its new state (or, with ORCH_TEST_HOLD_AT=after_fence, after its
+ * fence check, right before the rename), creates PATH.waiting, and waits until
+ * PATH exists. Unset, it costs one environment lookup.
  */
-async function testHoldLock(): Promise<void> {
+function testHold(point: "before_write" | "after_fence"): void {
   const gate = rt.env("ORCH_TEST_HOLD_LOCK_UNTIL");
-  if (!gate) return;
-  while (!rt.exists(gate)) await rt.sleep(10);
+  if (!gate || (rt.env("ORCH_TEST_HOLD_AT") || "before_write") !== point) return;
+  rt.writeText(`${gate}.waiting`, String(rt.pid));
+  while (!rt.exists(gate)) pauseSync(10);
+}
+
+/** Blocks without spinning a core: for waits that must not yield to the event loop. */
+function pauseSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 function runInTransaction<T>(db: Db, dbPath: string, fn: (db: Db) => T): { value: T; changed: boolean } {

@@ -151,24 +151,28 @@ describe("write lock through the CLI", () => {
     }
   });
 
-  test("fencing: a writer stopped (SIGSTOP) while holding the lock, whose lock is then broken, fails with lock_lost and writes nothing", async () => {
+  /**
+   * A writer holds the lock, stops at `at` (with its new state computed), gets SIGSTOP; another
+   * writer judges the lock stale after 300 ms, breaks it and writes; then the first gets SIGCONT.
+   */
+  async function fencingScenario(at: "before_write" | "after_fence") {
     const t = tempDb();
     try {
       ok(t.cli.inbox("send", "--to", "w1", "--body", "first"));
       const lockPath = `${t.db}.lock`;
       const gate = path.join(t.dir, "gate");
-      // holds the lock with its new state (first + "paused") computed, until the gate opens
       const paused = runAsync(["--db", t.db, "--json", "--lock-stale-ms", "3600000", "send", "--to", "w1", "--body", "paused"], {
         entry: "inbox",
-        env: { [HOLD]: gate },
+        env: { [HOLD]: gate, ORCH_TEST_HOLD_AT: at },
       });
       children.push(paused.child);
       const pid = paused.child.pid!;
-      await waitUntil(() => lockPid(lockPath) === pid, "the paused writer to take the lock");
+      await waitUntil(() => existsSync(`${gate}.waiting`), `the paused writer to reach ${at}`);
+      expect(lockPid(lockPath)).toBe(pid);
+      if (at === "after_fence") expect(readdirSync(t.dir).some((f) => f.startsWith(`coord.db.tmp-${pid}-`))).toBe(true);
       paused.child.kill("SIGSTOP");
       writeFileSync(gate, "");
 
-      // another writer judges the lock stale after 300 ms, breaks it and writes
       const second = t.cli.inbox("--lock-stale-ms", "300", "--lock-timeout-ms", "60000", "send", "--to", "w1", "--body", "second");
       ok(second);
       expect(second.stderr).toContain("broke a stale lock");
@@ -183,9 +187,17 @@ describe("write lock through the CLI", () => {
       expect(bodies(t.db)).toEqual(["first", "second"]);
       expect(sqlite3(t.db, "pragma integrity_check")).toBe("ok");
       expect(existsSync(lockPath)).toBe(false);
-      expect(leftovers(t.dir).filter((f) => f !== "gate")).toEqual([]);
+      expect(leftovers(t.dir).filter((f) => !f.startsWith("gate"))).toEqual([]);
+      // and the next write works as usual
+      ok(t.cli.inbox("send", "--to", "w1", "--body", "third"));
     } finally {
       t.cleanup();
     }
-  });
+  }
+
+  test("fencing: a writer stopped (SIGSTOP) holding the lock, whose lock is then broken, fails with lock_lost and writes nothing", () =>
+    fencingScenario("before_write"));
+
+  test("fencing: the same when it is stopped after its fence check, right before the rename (its temp file is removed)", () =>
+    fencingScenario("after_fence"));
 });
