@@ -4,7 +4,8 @@
  * base, nothing half-made on failure, dirty main checkouts, concurrency.
  */
 import { afterEach, describe, expect, test } from "vitest";
-import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import * as path from "node:path";
 import { fails, ok, run } from "./_helpers.ts";
 import { codeSetup, commitFile, git, orchBranches, worktreeList } from "./code_fixtures.ts";
@@ -151,6 +152,21 @@ describe("dispatch --execution-mode code", () => {
     expect(worktreeList(s.repo)).toHaveLength(1);
     expect(readFileSync(blocker, "utf8")).toBe("file\n");
     expect(ok(s.cli.orch("task", "show", "--run", "r1", "--task", "T1")).attempts).toEqual([]);
+  });
+
+  test("when the database write fails after the worktree was made (busy), the worktree and branch are removed again", () => {
+    const s = setup();
+    // a live holder of the write lock: this test process
+    const lock = `${s.db}.lock`;
+    writeFileSync(lock, JSON.stringify({ token: "held-by-test", pid: process.pid, host: hostname(), created_at: Date.now() }));
+    const e = fails(s.cli.orch("--lock-timeout-ms", "300", "dispatch", "--run", "r1", "--task", "T1", "--execution-mode", "code"), "busy");
+    expect(e.message).toMatch(/lock/);
+    rmSync(lock);
+    // the worktree step ran (it wrote the exclude line) before the write failed
+    expect(readFileSync(path.join(s.repo, ".git", "info", "exclude"), "utf8")).toContain("/.orch/worktrees/");
+    expectNothingMade(s);
+    expect(existsSync(path.join(s.repo, ".orch", "worktrees", "r1"))).toBe(false);
+    ok(s.cli.orch("dispatch", "--run", "r1", "--task", "T1", "--execution-mode", "code"));
   });
 
   test("paths with spaces and non-ASCII characters work, with a relative workspace root outside the repo", () => {
