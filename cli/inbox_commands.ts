@@ -25,30 +25,25 @@ Errors (--json: {"ok": false, "error": {"code", "message", "hint"}}):
                        or the token is unknown. Stop working on the thread; nothing was written.`;
 
 /**
- * \`ask --wait\`: waits for the answer (or a cancel) and keeps the lease alive
- * meanwhile, because a worker blocked in this command is still at work.
+ * Waits for messages to the lease's worker on its thread while keeping the
+ * lease alive (a heartbeat whenever half of it has run down), because a worker
+ * blocked in this command is still at work. Used by `ask --wait` and
+ * `wait --token`.
  */
-async function waitForAnswer(
+async function waitKeepingLease(
   ctx: Context,
   token: string,
-  asked: inbox.WorkerWriteResult,
+  start: { lease: inbox.Lease; thread: number; after: number; kinds?: readonly inbox.MessageKind[] },
   timeoutMs: number,
-): Promise<{ reply: inbox.Message | null; timed_out: boolean }> {
+): Promise<{ messages: inbox.Message[]; timed_out: boolean; cursor: number }> {
   const deadline = Date.now() + timeoutMs;
-  const question = asked.message!;
-  let lease = asked.lease!;
+  let lease = start.lease;
+  const look = (ms: number) =>
+    waitForMessages(ctx.dbPath, { worker: lease.worker, thread: start.thread, after: start.after, kinds: start.kinds, timeoutMs: ms });
   for (;;) {
     const renewAt = Date.parse(lease.expires_at) - lease.seconds * 500;
-    const chunk = Math.max(0, Math.min(deadline, renewAt) - Date.now());
-    const w = await waitForMessages(ctx.dbPath, {
-      worker: lease.worker,
-      thread: asked.thread.id,
-      after: question.id,
-      kinds: ["answer", "cancel"],
-      timeoutMs: chunk,
-    });
-    if (w.messages.length > 0) return { reply: w.messages[0]!, timed_out: false };
-    if (Date.now() >= deadline) return { reply: null, timed_out: true };
+    const w = await look(Math.max(0, Math.min(deadline, renewAt) - Date.now()));
+    if (w.messages.length > 0 || Date.now() >= deadline) return w;
     try {
       lease = (await ctx.write((db) => inbox.heartbeat(db, token))).lease!;
     } catch (err) {
@@ -56,8 +51,8 @@ async function waitForAnswer(
       if (err instanceof OrchError && err.code === "busy") continue;
       // the leader may have cancelled just now: its message says more than lease_lost
       if (err instanceof OrchError && err.code === "lease_lost") {
-        const last = await waitForMessages(ctx.dbPath, { worker: lease.worker, thread: asked.thread.id, after: question.id, kinds: ["answer", "cancel"], timeoutMs: 0 });
-        if (last.messages.length > 0) return { reply: last.messages[0]!, timed_out: false };
+        const last = await look(0);
+        if (last.messages.length > 0) return last;
       }
       throw err;
     }
@@ -296,8 +291,8 @@ Example:
 With --wait the command returns when the leader answers (or cancels the
 attempt: "answer" is then the cancel message), or when the timeout passes:
 "answer" is then null and "timed_out" true; wait again later with
-\`inbox wait --as WORKER --thread ID --after MESSAGE_ID\`. While it waits it
-keeps the lease alive (a heartbeat whenever half the lease has run down).
+\`inbox wait --token TOKEN --after MESSAGE_ID\`. While it waits it keeps the
+lease alive (a heartbeat whenever half the lease has run down).
 
 Output (--json): {"ok": true, "thread": {...}, "lease": {...}, "message": {...the question...},
                   "answer": {"id", "kind": "answer"|"cancel", "body", "payload", ...}|null,
@@ -313,48 +308,69 @@ Example:
       const timeout = intOption(o.timeoutSeconds, "--timeout-seconds", 0, MAX_WAIT_SECONDS) ?? 600;
       const asked = await ctx.write((db) => inbox.ask(db, token, body, payload));
       if (!o.wait) return workerWriteResult(asked, `question ${asked.message!.id} posted; task blocked`);
-      const worker = asked.lease!.worker;
-      const w = await waitForAnswer(ctx, token, asked, timeout * 1000);
-      const reply = w.reply;
+      const w = await waitKeepingLease(ctx, token, { lease: asked.lease!, thread: asked.thread.id, after: asked.message!.id, kinds: ["answer", "cancel"] }, timeout * 1000);
+      const reply = w.messages[0] ?? null;
       const text = reply
         ? `${reply.kind === "cancel" ? "cancelled" : "answer"} (message ${reply.id}):\n${reply.body}${reply.payload ? `\npayload: ${JSON.stringify(reply.payload)}` : ""}`
-        : `no answer within ${timeout}s; wait again with: inbox wait --as ${worker} --thread ${asked.thread.id} --after ${asked.message!.id}`;
+        : `no answer within ${timeout}s; wait again with: inbox wait --token ${token} --after ${asked.message!.id}`;
       return { data: { ...asked, answer: reply, timed_out: w.timed_out }, text };
     },
   );
 
   act(
     program.command("wait").description("wait for messages addressed to you (answers, cancellations, notes) after a cursor")
-      .option("--as <worker>", "your worker name (required)")
-      .option("--thread <id>", "only this thread")
-      .option("--after <message-id>", "only messages after this id", "0")
-      .option("--timeout-seconds <s>", "give up after this long (default 600)")
+      .option("--as <worker>", "your worker name (required unless --token)")
+      .option("--thread <id>", "only this thread (with --token: the lease's thread)")
+      .option("--token <token>", "your lease token: wait on its thread as its worker and keep the lease alive meanwhile")
+      .option("--after <message-id>", "only messages after this id (default 0)", "0")
+      .option("--timeout-seconds <s>", "give up after this long, 0-86400 (default 600; 0 checks once)")
       .addHelpText("after", `
-Returns as soon as at least one message addressed to --as (on --thread, if
+Returns as soon as at least one message addressed to you (on --thread, if
 given) exists after --after; a worker uses it to hear answers and cancel
-messages. It does not extend a lease: heartbeat if you wait long.
+messages, e.g. after \`inbox ask\` without --wait. Without --token it does not
+touch the lease: a long wait can outlast it. With --token it heartbeats
+whenever half the lease has run down, like \`ask --wait\`.
 
 Output (--json): {"ok": true, "messages": [{"id", "thread_id", "kind", "from", "to", "body", "payload", "created_at"}],
                   "cursor": LAST_MESSAGE_ID, "timed_out": bool}
 Pass "cursor" back as --after next time. On timeout: ok with "timed_out": true (exit 0).
 
-Errors: usage (exit 2) for a missing --as or bad numbers; not_found (exit 3) for an unknown --thread.
+Errors:
+  usage (exit 2)       neither --as nor --token, a malformed token, bad numbers, or
+                       --as/--thread that do not match the --token's lease
+  not_found (exit 3)   unknown --thread
+  lease_lost (exit 5)  with --token: the lease is over (the message says why)
 
-Example:
-  inbox --db ./coord.db --json wait --as qa-worker --thread 3 --after 12 --timeout-seconds 900`),
+Examples:
+  inbox --db ./coord.db --json wait --as qa-worker --thread 3 --after 12 --timeout-seconds 900
+  inbox --db ./coord.db --json wait --token TOKEN --after 12 --timeout-seconds 900`),
     async (o, ctx) => {
-      if (o.as === undefined) throw new OrchError("usage", "give --as WORKER (your worker name)");
-      const worker = check(idSchema("--as"), o.as, "--as");
-      const thread = threadId(o.thread);
       const after = intOption(o.after, "--after", 0, Number.MAX_SAFE_INTEGER)!;
       const timeout = intOption(o.timeoutSeconds, "--timeout-seconds", 0, MAX_WAIT_SECONDS) ?? 600;
-      // fail fast on a bad database or an unknown thread
-      await ctx.read((db) => (thread === undefined ? undefined : inbox.getThreadRow(db, thread)));
-      const r = await waitForMessages(ctx.dbPath, { worker, thread, after, timeoutMs: timeout * 1000 });
-      return {
+      const asWorker = o.as === undefined ? undefined : check(idSchema("--as"), o.as, "--as");
+      const thread = threadId(o.thread);
+      const render = (r: { messages: inbox.Message[]; timed_out: boolean; cursor: number }, worker: string): CommandResult => ({
         data: { ...r },
         text: r.timed_out ? `no new messages for ${worker} within ${timeout}s (cursor ${r.cursor})` : `${renderMessages(r.messages)}\n(cursor ${r.cursor})`,
-      };
+      });
+      if (o.token !== undefined) {
+        const token = tokenOf(o);
+        const held = await ctx.read((db) => {
+          const { lease, thread: t } = inbox.requireLease(db, token, Date.now());
+          return { lease: inbox.toLease(lease)!, thread: t.id };
+        });
+        if (asWorker !== undefined && asWorker !== held.lease.worker) {
+          throw new OrchError("usage", `--as ${asWorker} does not match the token's worker ${held.lease.worker}`);
+        }
+        if (thread !== undefined && thread !== held.thread) {
+          throw new OrchError("usage", `--thread ${thread} does not match the token's thread ${held.thread}`);
+        }
+        return render(await waitKeepingLease(ctx, token, { lease: held.lease, thread: held.thread, after }, timeout * 1000), held.lease.worker);
+      }
+      if (asWorker === undefined) throw new OrchError("usage", "give --as WORKER (your worker name), or --token TOKEN");
+      // fail fast on a bad database or an unknown thread
+      await ctx.read((db) => (thread === undefined ? undefined : inbox.getThreadRow(db, thread)));
+      return render(await waitForMessages(ctx.dbPath, { worker: asWorker, thread, after, timeoutMs: timeout * 1000 }), asWorker);
     },
   );
 

@@ -23,7 +23,7 @@ const COMMANDS: [Entry, string, string[]][] = [
   ["inbox", "heartbeat", ["--token", "--lease-seconds"]],
   ["inbox", "progress", ["--token", "--body", "--body-file", "--payload-json"]],
   ["inbox", "ask", ["--token", "--body", "--body-file", "--payload-json", "--wait", "--timeout-seconds"]],
-  ["inbox", "wait", ["--as", "--thread", "--after", "--timeout-seconds"]],
+  ["inbox", "wait", ["--as", "--thread", "--token", "--after", "--timeout-seconds"]],
   ["inbox", "done", ["--token", "--body", "--body-file", "--result-json"]],
   ["inbox", "fail", ["--token", "--body", "--body-file", "--payload-json"]],
   ["inbox", "release", ["--token"]],

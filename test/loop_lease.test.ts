@@ -120,3 +120,30 @@ test("heartbeat and progress extend the lease; ask --wait keeps it alive while i
     t.cleanup();
   }
 });
+
+test("inbox wait --token hears the answer later and keeps the lease alive meanwhile; a lost token is refused", async () => {
+  const t = tempDb();
+  try {
+    const { orch, inbox, inboxAsync } = t.cli;
+    setup(t);
+    const c = ok(inbox("claim", "--as", "w1", "--lease-seconds", "4"));
+    const tok = c.lease.token as string;
+    const q = ok(inbox("ask", "--token", tok, "--body", "Which region?"));
+    expect(q.answer).toBeUndefined();
+    fails(inbox("wait", "--token", tok, "--as", "w9", "--timeout-seconds", "0"), "usage");
+    fails(inbox("wait", "--token", tok, "--thread", "999", "--timeout-seconds", "0"), "usage");
+    const listening = inboxAsync("wait", "--token", tok, "--after", String(q.message.id), "--timeout-seconds", "60");
+    const expiresAtAsk = Date.parse(q.lease.expires_at);
+    await waitUntil(() => Date.now() > expiresAtAsk + 1000, "the lease as of the question to be long past", 30_000);
+    expect(listening.child.exitCode).toBeNull();
+    expect(ok(orch("status", "--run", "r")).tasks[0].status).toBe("blocked"); // not failed: the lease was renewed
+    ok(orch("answer", "--run", "r", "--task", "A", "--body", "eu-west"));
+    const heard = ok(await listening);
+    expect(heard.messages.map((m: any) => [m.kind, m.body])).toEqual([["answer", "eu-west"]]);
+    expect(heard.cursor).toBe(heard.messages[0].id);
+    ok(inbox("done", "--token", tok, "--body", "eu-west it is"));
+    expect(fails(inbox("wait", "--token", tok, "--timeout-seconds", "0"), "lease_lost").message).toMatch(/already finished \(done\)/);
+  } finally {
+    t.cleanup();
+  }
+});
