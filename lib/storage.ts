@@ -56,6 +56,20 @@ function checkHeader(bytes: Uint8Array, dbPath: string): void {
   }
 }
 
+/**
+ * The file a database path stands for. A symlinked database is written through
+ * to its target: renaming over the link itself would split the database in
+ * two (processes using the target would never see writes made via the link),
+ * and the lock must sit beside the one real file.
+ */
+function realDbPath(dbPath: string): string {
+  try {
+    return rt.realpath(dbPath);
+  } catch {
+    return dbPath; // not there (yet): callers report it
+  }
+}
+
 /** Refuses a missing database or a directory without reading it. */
 function assertDbFile(dbPath: string): void {
   const st = rt.statOrNull(dbPath);
@@ -94,6 +108,7 @@ async function load(bytes: Uint8Array, dbPath: string): Promise<Db> {
  * memory only; nothing is written. The caller must close() the handle.
  */
 export async function readSnapshot(dbPath: string): Promise<Db> {
+  dbPath = realDbPath(dbPath);
   const db = await load(readDbFile(dbPath), dbPath);
   try {
     const version = schemaVersion(db);
@@ -201,6 +216,7 @@ async function lockFor(dbPath: string, options: StoreOptions) {
  * file is not rewritten.
  */
 export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, options: StoreOptions = {}): Promise<T> {
+  dbPath = realDbPath(dbPath);
   // compile the engine while waiting for the lock, not while holding it (other writers queue behind us)
   const engine = sqlEngine();
   engine.catch(() => undefined); // awaited below; this only keeps an early lock failure from leaving it unhandled
@@ -296,15 +312,16 @@ export interface InitResult {
 
 /** Creates the database, or migrates an existing one; existing data is always kept. */
 export async function initDatabase(dbPath: string, options: StoreOptions = {}): Promise<InitResult> {
-  const lock = await lockFor(dbPath, options);
+  const file = realDbPath(dbPath);
+  const lock = await lockFor(file, options);
   try {
-    removeLeftovers(dbPath);
-    const exists = rt.statOrNull(dbPath) !== null;
-    const db = exists ? await load(readDbFile(dbPath), dbPath) : await openBytes();
+    removeLeftovers(file);
+    const exists = rt.statOrNull(file) !== null;
+    const db = exists ? await load(readDbFile(file), file) : await openBytes();
     try {
       const from = schemaVersion(db);
-      const { changed } = runInTransaction(db, dbPath, () => undefined);
-      if (changed || !exists) replaceFile(dbPath, db.export(), () => lock.verify());
+      const { changed } = runInTransaction(db, file, () => undefined);
+      if (changed || !exists) replaceFile(file, db.export(), () => lock.verify());
       return { path: dbPath, created: !exists, migrated_from: exists && changed ? from : null, schema_version: SCHEMA_VERSION };
     } finally {
       db.close();

@@ -4,6 +4,7 @@
  */
 import { build } from "esbuild";
 import { createRequire } from "node:module";
+import { renameSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as path from "node:path";
 
@@ -56,9 +57,12 @@ const zodEnglishOnly = {
 };
 
 export async function buildBundle(outfile = path.join(root, "dist", "orch.mjs")) {
+  // build beside the target, then rename: processes running the old bundle (tests
+  // of another checkout user, agents) never read a half-written file
+  const tmp = `${outfile}.tmp-${process.pid}`;
   await build({
     entryPoints: [path.join(root, "cli", "bin.ts")],
-    outfile,
+    outfile: tmp,
     bundle: true,
     format: "esm",
     platform: "node",
@@ -80,6 +84,7 @@ export async function buildBundle(outfile = path.join(root, "dist", "orch.mjs"))
     },
     logLevel: "warning",
   });
+  renameSync(tmp, outfile);
   return outfile;
 }
 

@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, test } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import * as path from "node:path";
 import { acquireLock, lockPathFor, removeLockLeftovers } from "../lib/lock.ts";
@@ -237,5 +237,25 @@ describe("schema", () => {
     } finally {
       db.close();
     }
+  });
+});
+
+describe("a symlinked database", () => {
+  test("writes go through the link to the one real file, which keeps its name and lock", async () => {
+    const s = scratch();
+    await initDatabase(s.db);
+    const link = path.join(s.dir, "link.db");
+    symlinkSync(s.db, link);
+    await writeTransaction(link, (db) => db.run("INSERT INTO runs (id, goal, created_at, updated_at) VALUES ('via-link', 'g', 1, 1)"));
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    const db = await readSnapshot(s.db);
+    try {
+      expect(db.value("SELECT id FROM runs")).toBe("via-link");
+    } finally {
+      db.close();
+    }
+    expect(readdirSync(s.dir).sort()).toEqual(["coord.db", "link.db"]);
+    expect((await initDatabase(link)).path).toBe(link);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
   });
 });
