@@ -9,7 +9,7 @@ import { OrchError } from "./errors.ts";
 import { appendEvent } from "./events.ts";
 import { assertRunOpen, getRun, setRunStatus } from "./runs.ts";
 import { assertReady, getTaskRow, setTaskStatus, type TaskRow, toTask, type Task } from "./tasks.ts";
-import { createThread, currentLease, endLease, getThreadRow, type Lease, type Message, postMessage, setThreadStatus, threadMessages, toLease } from "./inbox.ts";
+import { createThread, currentLease, endLease, getThreadRow, type Lease, type LeaseRow, type Message, postMessage, setThreadStatus, threadMessages, toLease } from "./inbox.ts";
 import { foldAttempt } from "./reconcile.ts";
 import { isoTime } from "./_time.ts";
 
@@ -61,7 +61,8 @@ export interface Attempt {
   worktree_removed_at: string | null;
 }
 
-export function toAttempt(db: Db, r: AttemptRow): Attempt {
+/** `lease`: the thread's live lease when the caller has already looked it up (status reads them all in one query). */
+export function toAttempt(db: Db, r: AttemptRow, lease?: LeaseRow | null): Attempt {
   return {
     id: r.id,
     run_id: r.run_id,
@@ -72,7 +73,7 @@ export function toAttempt(db: Db, r: AttemptRow): Attempt {
     status: r.status,
     thread_id: r.thread_id,
     end_reason: r.end_reason,
-    lease: toLease(currentLease(db, getThreadRow(db, r.thread_id))),
+    lease: toLease(lease === undefined ? currentLease(db, getThreadRow(db, r.thread_id)) : (lease ?? undefined)),
     created_at: isoTime(r.created_at),
     claimed_at: isoTime(r.claimed_at),
     ended_at: isoTime(r.ended_at),
@@ -413,6 +414,9 @@ export function cancel(db: Db, input: CancelInput): CancelResult {
   }
   if (run.status === "cancelled") {
     throw new OrchError("invalid_state", `run ${run.id} is already cancelled`);
+  }
+  if (run.status === "done") {
+    throw new OrchError("invalid_state", `run ${run.id} is already done (every task is done); there is nothing to cancel`);
   }
   for (const row of db.all<TaskRow>("SELECT * FROM tasks WHERE run_id = ? ORDER BY seq", [run.id])) {
     foldAttemptsOf(db, run.id, row.id);

@@ -5,8 +5,8 @@
 import type { Db } from "./sqlite.ts";
 import { getRun, type Run, taskCounts, type TaskCounts } from "./runs.ts";
 import { type Blocker, getTaskRow, listTaskRows, type TaskStatus, toTask, type Task, waitingOnAll } from "./tasks.ts";
-import { type Attempt, latestAttemptRow, toAttempt } from "./attempts.ts";
-import { type Message, preview, toMessage } from "./inbox.ts";
+import { type Attempt, type AttemptRow, latestAttemptRow, toAttempt } from "./attempts.ts";
+import { type LeaseRow, type Message, preview, toMessage } from "./inbox.ts";
 import { lastEventId } from "./events.ts";
 import { isoTime } from "./_time.ts";
 
@@ -47,14 +47,6 @@ export interface StatusView {
   last_event_id: number;
   tasks: TaskView[];
   next: NextAction[];
-}
-
-function latestMessage(db: Db, threadId: number): MessageSummary | null {
-  const m = db.get<{ id: number; kind: string; sender: string; body: string; created_at: number }>(
-    "SELECT id, kind, sender, body, created_at FROM messages WHERE thread_id = ? ORDER BY id DESC LIMIT 1",
-    [threadId],
-  );
-  return m ? { id: m.id, kind: m.kind, from: m.sender, body: preview(m.body), created_at: isoTime(m.created_at) } : null;
 }
 
 function dependencyMap(db: Db, runId: string): Map<string, string[]> {
@@ -132,12 +124,40 @@ function nextActions(tasks: readonly TaskView[], run: Run, lastEventId: number):
   return next;
 }
 
+/**
+ * The run's latest attempts, their live leases and their threads' latest
+ * messages, in three queries: status shows every task, and a query per task
+ * each (four per task) was most of its time on a large run.
+ */
+function latestAttemptsOf(db: Db, runId: string) {
+  const attempts = new Map<string, AttemptRow>();
+  for (const a of db.all<AttemptRow>(
+    `SELECT a.* FROM attempts a WHERE a.run_id = ?
+       AND a.number = (SELECT max(b.number) FROM attempts b WHERE b.run_id = a.run_id AND b.task_id = a.task_id)`,
+    [runId],
+  )) attempts.set(a.task_id, a);
+  const leases = new Map<number, LeaseRow>();
+  for (const l of db.all<LeaseRow & { for_thread: number }>(
+    `SELECT l.*, t.id AS for_thread FROM attempts a JOIN threads t ON t.id = a.thread_id
+       JOIN leases l ON l.token = t.lease_token AND l.ended_at IS NULL WHERE a.run_id = ?`,
+    [runId],
+  )) leases.set(l.for_thread, l);
+  const messages = new Map<number, MessageSummary>();
+  for (const m of db.all<{ thread_id: number; id: number; kind: string; sender: string; body: string; created_at: number }>(
+    `SELECT m.thread_id, m.id, m.kind, m.sender, m.body, m.created_at FROM attempts a
+       JOIN messages m ON m.id = (SELECT max(x.id) FROM messages x WHERE x.thread_id = a.thread_id) WHERE a.run_id = ?`,
+    [runId],
+  )) messages.set(m.thread_id, { id: m.id, kind: m.kind, from: m.sender, body: preview(m.body), created_at: isoTime(m.created_at) });
+  return { attempts, leases, messages };
+}
+
 export function statusView(db: Db, runId: string): StatusView {
   const run = getRun(db, runId);
   const waiting = waitingOnAll(db, runId);
   const deps = dependencyMap(db, runId);
+  const latestOf = latestAttemptsOf(db, runId);
   const tasks: TaskView[] = listTaskRows(db, runId).map((row) => {
-    const latest = latestAttemptRow(db, runId, row.id);
+    const latest = latestOf.attempts.get(row.id);
     const waitingOn = waiting.get(row.id) ?? [];
     return {
       ...toTask(row),
@@ -145,8 +165,8 @@ export function statusView(db: Db, runId: string): StatusView {
       waiting_on: waitingOn,
       ready: row.status === "pending" && waitingOn.length === 0,
       attempts: latest?.number ?? 0,
-      attempt: latest ? { ...toAttempt(db, latest), worktree_dirty: null } : null,
-      latest_message: latest ? latestMessage(db, latest.thread_id) : null,
+      attempt: latest ? { ...toAttempt(db, latest, latestOf.leases.get(latest.thread_id) ?? null), worktree_dirty: null } : null,
+      latest_message: latest ? latestOf.messages.get(latest.thread_id) ?? null : null,
     };
   });
   const base = taskCounts(db, runId);
