@@ -5,7 +5,7 @@
  * dependent work dispatched after.
  */
 import { expect } from "vitest";
-import { ok, type RuntimeKind, tempDb } from "./_helpers.ts";
+import { fails, ok, type RuntimeKind, tempDb } from "./_helpers.ts";
 
 /** A run "r" with tasks [id, default worker]. */
 export function plan(t: ReturnType<typeof tempDb>, ...tasks: [string, string][]) {
@@ -125,8 +125,9 @@ export async function fullRun(runtime: RuntimeKind): Promise<void> {
     const blockedEvent = log.events.find((e: any) => e.type === "task_blocked");
     expect(blockedEvent).toMatchObject({ task_id: "B", actor: "wb", data: { question: "Count quarantined tests?" } });
     expect(log.events.filter((e: any) => e.type === "task_dispatched").map((e: any) => e.task_id)).toEqual(["A", "B", "C"]);
-    // a reconcile now has nothing left to do
+    // a reconcile now has nothing left to do, and a finished run cannot be cancelled
     expect(ok(orch("reconcile", "--run", R)).changed).toBe(0);
+    expect(fails(orch("cancel", "--run", R), "invalid_state").message).toMatch(/already done/);
   } finally {
     t.cleanup();
   }
