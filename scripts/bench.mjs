@@ -313,6 +313,30 @@ function commands(fixtures, tmp) {
   return out;
 }
 
+/** Where a write's time goes (ORCH_DEBUG_TIMING phases of `inbox progress`), per database size. */
+function writePhases(fixtures, tmp) {
+  const runtime = RUNTIMES.includes("binary") ? "binary" : "node";
+  const { cmd, pre, env } = runtimeCommand(runtime, "inbox");
+  const out = { runtime, dbs: {} };
+  log(`\nwrite phases (${RUNTIME_LABEL[runtime]}, inbox progress; median ms)`);
+  for (const [db, fx] of Object.entries(fixtures)) {
+    const { work, restore } = withWorkCopy(fx, tmp);
+    const rows = [];
+    for (let i = 0; i < Math.max(5, REPS); i++) {
+      restore();
+      const r = runOnce(cmd, [...pre, "--db", work, "--json", ...COMMANDS[2].args(fx)], { ...env, ORCH_DEBUG_TIMING: "1" });
+      const line = r.stderr.split("\n").find((l) => l.startsWith("orch-timing "));
+      if (line) rows.push({ ...JSON.parse(line.slice("orch-timing ".length)), wall_ms: r.wall });
+    }
+    const med = {};
+    for (const k of ["wall_ms", "total_ms", "lock_wait_ms", "load_ms", "apply_ms", "export_ms", "flush_ms"]) med[k] = quantile(rows.map((x) => x[k] ?? 0).sort((a, b) => a - b), 0.5);
+    med.start_ms = med.total_ms - ["lock_wait_ms", "load_ms", "apply_ms", "export_ms", "flush_ms"].reduce((a, k) => a + med[k], 0);
+    out.dbs[db] = med;
+    log(`  ${db.padEnd(6)} wall ${ms(med.wall_ms)}: start+parse ${ms(med.start_ms)}, lock ${ms(med.lock_wait_ms)}, load ${ms(med.load_ms)}, apply ${ms(med.apply_ms)}, export ${ms(med.export_ms)}, write+fsync+rename ${ms(med.flush_ms)}`);
+  }
+  return out;
+}
+
 /** Runs one CLI process asynchronously; resolves with its exit code, stderr and timing line. */
 function runAsync(cmd, args, env = {}) {
   return new Promise((resolve) => {
@@ -584,6 +608,13 @@ function markdown(r) {
       parts.push(`### Commands on the ${SPECS[db].label} database${sizeNote}\n\nmedian / p95 ms\n\n${table(head, rows)}`);
     }
   }
+  if (r.phases) {
+    const keys = [["wall_ms", "wall"], ["start_ms", "start, parse, engine"], ["lock_wait_ms", "lock wait"], ["load_ms", "load file"], ["apply_ms", "transaction"], ["export_ms", "export"], ["flush_ms", "write + fsync + rename"]];
+    parts.push(`### Where a write's time goes (${RUNTIME_LABEL[r.phases.runtime]}, \`inbox progress\`, medians from ORCH_DEBUG_TIMING)\n\n${table(
+      ["database", ...keys.map((k) => `${k[1]} ms`)],
+      Object.entries(r.phases.dbs).map(([db, m]) => [db, ...keys.map(([k]) => ms(m[k]))]),
+    )}`);
+  }
   if (r.contention) {
     parts.push(`### Contention (${RUNTIME_LABEL[r.contention.runtime]}, small database; each worker process runs 25 \`inbox progress\` in a row, all workers at once)\n\n${table(
       ["workers", "writes/s", "lock wait median ms", "lock wait p95 ms", "failed", "lost", "stored / expected"],
@@ -644,6 +675,7 @@ async function main() {
     const benchDbs = Object.fromEntries(DBS.map((d) => [d, fixtures[d]]));
     if (ONLY.has("floors")) r.floors = floors(benchDbs, tools, tmp);
     if (ONLY.has("commands")) r.commands = commands(benchDbs, tmp);
+    if (ONLY.has("commands")) r.phases = writePhases(benchDbs, tmp);
     if (ONLY.has("contention")) r.contention = await contention(fixtures, tmp);
     const context = { root, bundle: BUNDLE, binary: canRunBinary ? BINARY : undefined, deno: DENO, mod: MOD, reps: REPS, tmp, runtimes: RUNTIMES };
     if (ONLY.has("wait")) {
