@@ -442,12 +442,11 @@ Example:
 Returns at once if matching events already exist after --after-event; otherwise
 blocks until one is written. It returns every matching event after the cursor
 (oldest first, at most 1000) and "last_event_id", the cursor to pass as
---after-event next time (events in between that did not match are skipped by
-it, not lost: they are not what you asked for). Events of other types do not
-wake it with a result. Wakes within a fraction of a second of another process's
-write (it polls the file's metadata, reloading only on change, so it uses next
-to no CPU while idle), and when a watched lease runs out (lease_expired and
-task_failed are written then). On timeout: ok, "timed_out": true, no events,
+--after-event next time (it also moves past the events that did not match).
+Events of other types do not wake it with a result. Wakes within a fraction of
+a second of another process's write (it polls the file's metadata, reloading
+only on change, so it uses next to no CPU while idle), and when a watched lease
+runs out (lease_expired and task_failed are written then). On timeout: ok, "timed_out": true, no events,
 exit 0. Event ids are shared by all runs of the database, so ids of one run
 have gaps.
 
