@@ -292,7 +292,9 @@ With --wait the command returns when the leader answers (or cancels the
 attempt: "answer" is then the cancel message), or when the timeout passes:
 "answer" is then null and "timed_out" true; wait again later with
 \`inbox wait --token TOKEN --after MESSAGE_ID\`. While it waits it keeps the
-lease alive (a heartbeat whenever half the lease has run down).
+lease alive (a heartbeat whenever half the lease has run down). It wakes for
+messages of kind answer or cancel: \`orch answer\` sends one; on a free-standing
+thread reply with \`inbox send --thread ID --kind answer\`.
 
 Output (--json): {"ok": true, "thread": {...}, "lease": {...}, "message": {...the question...},
                   "answer": {"id", "kind": "answer"|"cancel", "body", "payload", ...}|null,
