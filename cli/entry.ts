@@ -9,6 +9,11 @@ import * as rt from "../lib/_runtime.ts";
 import { timingLine } from "./_timing.ts";
 
 export async function runFromProcess(args: string[] = rt.argv(), name?: string): Promise<void> {
+  // a reader that stops early (`orch status | head`) is not an error worth a stack trace
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   const entry = entryFromName(rt.env("ORCH_ENTRY") ?? name ?? (rt.runtimeInfo().compiled ? rt.execPath() : rt.scriptPath()));
   const code = await runCli(args, entry, {
     stdout: (s) => void process.stdout.write(s),
