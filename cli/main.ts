@@ -11,6 +11,7 @@ import { type CommandResult, Context, type GlobalOptions, type Io } from "./_con
 import { renderError, renderResult } from "./render.ts";
 import { setColor } from "./_format.ts";
 import { VERSION } from "../lib/version.ts";
+import { mark } from "./_timing.ts";
 
 export type EntryName = "orch" | "inbox" | "orch-worker-brief";
 
@@ -120,7 +121,9 @@ export async function runCli(args: readonly string[], entry: EntryName, io: Io):
   setColor(io.isTTY);
   const json = args.includes("--json");
   try {
+    mark("cli_start");
     const program = await buildProgram(entry);
+    mark("program_built");
     const first = args.find((a) => a !== "--json");
     if (first === "--version" || first === "-V") {
       const { versionInfo } = await import("../lib/version.ts");
@@ -130,6 +133,7 @@ export async function runCli(args: readonly string[], entry: EntryName, io: Io):
     configureTree(program, io);
     await program.parseAsync([...args], { from: "user" });
     if (!session.result) return 0; // help was shown
+    mark("command_done");
     return renderResult(session.result, json, io);
   } catch (err) {
     if (err instanceof CommanderError) {
