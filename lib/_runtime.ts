@@ -9,7 +9,6 @@ import * as path from "node:path";
 import process from "node:process";
 import { randomBytes } from "node:crypto";
 import * as v8 from "node:v8";
-import * as v8 from "node:v8";
 
 export type RuntimeName = "node" | "deno" | "bun";
 
@@ -46,20 +45,6 @@ export function isProcessAlive(processId: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/**
- * orch runs as many short processes. On Node, V8's optimising WASM tier
- * compiles much of SQLite in the background on every start and roughly doubles
- * a command's CPU time; the baseline tier alone is plenty for small databases.
- */
-export function preferQuickWasmStartup(): void {
-  if (runtimeInfo().name !== "node") return;
-  try {
-    v8.setFlagsFromString("--liftoff-only");
-  } catch {
-    // an embedder that refuses V8 flags just keeps the default tiers
   }
 }
 
