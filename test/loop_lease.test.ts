@@ -72,11 +72,11 @@ test("an expired lease: reconcile fails the attempt, the worker's writes are ref
 test("orch wait --for task_failed wakes on its own when the watched lease runs out, with no other process writing", async () => {
   const t = tempDb();
   try {
-    const { orch, inbox, orchAsync } = t.cli;
+    const { inbox, orchAsync } = t.cli;
     setup(t);
     const c = ok(inbox("claim", "--as", "w1", "--lease-seconds", "3"));
-    const last = ok(orch("run", "show", "--run", "r")).last_event_id as number;
-    // nobody has folded the expiry yet
+    // read without orch (which would reconcile): nobody has folded the expiry yet
+    const last = Number(sqlite3(t.db, "SELECT max(id) FROM events"));
     expect(sqlite3(t.db, "SELECT count(*) FROM events WHERE type = 'lease_expired'")).toBe("0");
     const w = ok(await orchAsync("wait", "--run", "r", "--for", "task_failed", "--after-event", String(last), "--timeout-seconds", "60"));
     expect(w.timed_out).toBe(false);
@@ -95,15 +95,15 @@ test("heartbeat and progress extend the lease; ask --wait keeps it alive while i
   try {
     const { orch, inbox, inboxAsync } = t.cli;
     setup(t);
-    const c = ok(inbox("claim", "--as", "w1", "--lease-seconds", "2"));
+    const c = ok(inbox("claim", "--as", "w1", "--lease-seconds", "30"));
     const tok = c.lease.token as string;
-    const hb = ok(inbox("heartbeat", "--token", tok, "--lease-seconds", "4"));
-    expect(hb.lease.seconds).toBe(4);
+    const hb = ok(inbox("heartbeat", "--token", tok, "--lease-seconds", "40"));
+    expect(hb.lease.seconds).toBe(40);
     expect(Date.parse(hb.lease.expires_at)).toBeGreaterThan(Date.parse(c.lease.expires_at));
     const p = ok(inbox("progress", "--token", tok, "--body", "working"));
     expect(Date.parse(p.lease.expires_at)).toBeGreaterThanOrEqual(Date.parse(hb.lease.expires_at));
-    // a 4 s lease, and a question that stays open well past it: without renewal the lease would run out
-    ok(inbox("heartbeat", "--token", tok, "--lease-seconds", "4"));
+    // an 8 s lease, and a question that stays open well past it: without renewal the lease would run out
+    ok(inbox("heartbeat", "--token", tok, "--lease-seconds", "8"));
     const asking = inboxAsync("ask", "--token", tok, "--body", "Which branch?", "--wait", "--timeout-seconds", "60");
     await waitUntil(() => sqlite3(t.db, "SELECT count(*) FROM messages WHERE kind = 'question'") === "1", "the question");
     const expiresAtAsk = Number(sqlite3(t.db, `SELECT expires_at FROM leases WHERE token = '${tok}'`));
@@ -126,7 +126,7 @@ test("inbox wait --token hears the answer later and keeps the lease alive meanwh
   try {
     const { orch, inbox, inboxAsync } = t.cli;
     setup(t);
-    const c = ok(inbox("claim", "--as", "w1", "--lease-seconds", "4"));
+    const c = ok(inbox("claim", "--as", "w1", "--lease-seconds", "8"));
     const tok = c.lease.token as string;
     const q = ok(inbox("ask", "--token", tok, "--body", "Which region?"));
     expect(q.answer).toBeUndefined();
