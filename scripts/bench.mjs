@@ -419,7 +419,7 @@ async function waits(fixtures, fxmod, tmp, have = {}) {
     for (let i = 0; i < reps; i++) {
       const last = Number(execFileSync("sqlite3", [work, `SELECT coalesce(max(id), 0) FROM events WHERE run_id = '${fx.run}'`], { encoding: "utf8" }));
       const child = runAsync(cmd, [...pre, "--db", work, "--json", "wait", "--run", fx.run, "--for", "task_progress", "--after-event", String(last), "--timeout-seconds", "30"], env);
-      await sleep(700);
+      await sleep(2500); // past wait's fast-poll phase: the idle polling is what a leader meets
       await fxmod.writeProgress(work, fx.running[1].token, `wake ${i}`);
       const committed = performance.now();
       const r = await child;
@@ -514,8 +514,8 @@ async function collaborator(file, fn, context) {
   if (typeof mod[fn] !== "function") return undefined;
   log(`\n${file}: ${fn}()`);
   const result = await mod[fn](context);
-  if (result?.markdown !== undefined) log(result.markdown);
-  else if (!result?.ask_to_leader_wait) log(JSON.stringify(result, null, 2));
+  // bench_plan.mjs returns rows {metric, n, median, p95, unit, goal, pass} and formats them itself
+  if (Array.isArray(result) && typeof mod.formatRows === "function") return { rows: result, markdown: mod.formatRows(result) };
   return result;
 }
 
@@ -572,7 +572,11 @@ function evaluate(r) {
   for (const [runtime, v] of Object.entries(r.wait?.idle ?? {})) {
     goals.push(goalRow(`CPU per idle minute of \`wait\` (${RUNTIME_LABEL[runtime]})`, `${ms(v.cpuPerMinuteMs)} ms`, "< 1000 ms", v.cpuPerMinuteMs < 1000));
   }
-  for (const g of [r.plan?.goals, r.loop?.goals].flat().filter(Boolean)) goals.push(goalRow(g.name, g.value, g.goal, g.pass, g.note ?? ""));
+  for (const row of r.plan?.rows ?? []) {
+    if (row.pass === null || row.pass === undefined || !row.goal) continue;
+    const value = row.p95 === null || row.p95 === undefined ? `${ms(row.median)} ${row.unit}` : `median ${ms(row.median)}, p95 ${ms(row.p95)} ${row.unit}`;
+    goals.push(goalRow(`${row.metric} (bench_plan.mjs, Node bundle)`, value, row.goal, row.pass));
+  }
   return goals;
 }
 
@@ -621,7 +625,7 @@ function markdown(r) {
       r.contention.levels.map((l) => [l.workers, l.perSecond.toFixed(1), ms(l.lockWaitMedian), ms(l.lockWaitP95), l.failed, l.lost, `${l.stored} / ${l.writes}`]),
     )}\n\nLock wait comes from \`ORCH_DEBUG_TIMING=1\` (the CLI prints its phases to stderr). A lost write is one whose command succeeded but whose message is not in the database.`);
   }
-  if (r.wait) {
+  if (r.wait && (Object.keys(r.wait.wake).length > 0 || Object.keys(r.wait.idle).length > 0)) {
     const rows = [];
     if (r.wait.wake?.wait) rows.push(["`orch wait` wakes after a worker's write", ms(r.wait.wake.wait.median), ms(r.wait.wake.wait.p95)]);
     if (r.wait.wake?.ask) rows.push(["`inbox ask --wait` wakes after `answer`", ms(r.wait.wake.ask.median), ms(r.wait.wake.ask.p95)]);
@@ -635,8 +639,8 @@ function markdown(r) {
       row("leader `orch answer` → worker's `inbox ask --wait` prints", r.loop.answer_to_worker_ask_wait),
     ])}`);
   }
-  for (const extra of [r.plan].filter(Boolean)) {
-    parts.push(extra.markdown ?? `\`\`\`json\n${JSON.stringify(extra, null, 2)}\n\`\`\``);
+  if (r.plan) {
+    parts.push(`### The planning surface and \`wait\` (scripts/bench_plan.mjs, Node bundle, its own 1,000-task run with a random graph)\n\n${r.plan.markdown ?? `\`\`\`json\n${JSON.stringify(r.plan, null, 2)}\n\`\`\``}`);
   }
   if (r.memory) {
     const rows = Object.entries(r.memory.runs).map(([k, v]) => [RUNTIME_LABEL[k], ...Object.values(v).map(mb)]);
@@ -679,10 +683,12 @@ async function main() {
     if (ONLY.has("contention")) r.contention = await contention(fixtures, tmp);
     const context = { root, bundle: BUNDLE, binary: canRunBinary ? BINARY : undefined, deno: DENO, mod: MOD, reps: REPS, tmp, runtimes: RUNTIMES };
     if (ONLY.has("wait")) {
-      r.plan = await collaborator("bench_plan.mjs", "benchPlan", { ...context, trials: REPS });
+      r.plan = await collaborator("bench_plan.mjs", "benchPlan", { reps: REPS, trials: REPS, idleSeconds: 20, log: (line) => log(`  ${line}`) });
+      if (r.plan?.markdown) log(r.plan.markdown);
       r.loop = await collaborator("bench_loop.mjs", "benchLoop", { ...context, trials: REPS, log: (line) => log(`  ${line}`) });
       // our own measurements stand in for whatever those scripts do not (yet) measure
-      r.wait = await waits(fixtures, fxmod, tmp, { ask: Boolean(r.loop?.answer_to_worker_ask_wait), wait: Boolean(r.plan?.wake), idle: Boolean(r.plan?.idle) });
+      const planMeasured = (word) => Boolean(r.plan?.rows?.some((row) => row.metric.includes(word)));
+      r.wait = await waits(fixtures, fxmod, tmp, { ask: Boolean(r.loop?.answer_to_worker_ask_wait), wait: planMeasured("wake-up"), idle: planMeasured("idle") });
     }
     if (ONLY.has("memory")) r.memory = peakMemory(fixtures, tmp);
     r.loadEnd = os.loadavg().map((x) => x.toFixed(2)).join(", ");
