@@ -37,7 +37,16 @@ async function withWorkspace<T>(
   plan: (db: Db) => { mode: ExecutionMode; number: number; run: string; task: string; defaults?: CodeOptions },
   code: CodeOptions | undefined,
   write: (db: Db, ws: CodeWorkspace | undefined) => T,
+  knownMode?: ExecutionMode,
 ): Promise<WithNotes<T>> {
+  const analysis = async (mode: ExecutionMode) => {
+    if (Object.keys(definedOnly(code)).length > 0) {
+      throw new OrchError("usage", `--repo-path, --base-ref and --workspace-root apply to code mode only, and this attempt runs in ${mode} mode`);
+    }
+    return { ...(await writeTransaction(dbPath, (db) => write(db, undefined), store)), notes: [] };
+  };
+  // analysis mode touches nothing outside the database: the write checks everything itself
+  if (knownMode === "analysis") return analysis(knownMode);
   const snapshot = await readSnapshot(dbPath);
   let p: ReturnType<typeof plan>;
   try {
@@ -45,7 +54,7 @@ async function withWorkspace<T>(
   } finally {
     snapshot.close();
   }
-  if (p.mode !== "code") return { ...(await writeTransaction(dbPath, (db) => write(db, undefined), store)), notes: [] };
+  if (p.mode !== "code") return analysis(p.mode);
   const { createWorkspace, discardWorkspace } = await import("./worktrees.ts");
   const prepared = await createWorkspace({ run: p.run, task: p.task, attempt: p.number, cwd: rt.cwd(), ...p.defaults, ...definedOnly(code) });
   const { notes, main_checkout_dirty: _dirty, ...ws } = prepared;
@@ -74,6 +83,7 @@ export function dispatchTask(dbPath: string, input: LeaderDispatchInput, store: 
     (db) => ({ ...attempts.checkDispatch(db, input), mode: input.mode, run: input.run, task: input.task }),
     input.code,
     (db, workspace) => attempts.dispatch(db, { ...input, workspace }),
+    input.mode,
   );
 }
 
