@@ -111,7 +111,10 @@ export function unlinkQuiet(p: string): void {
 export function writeFileDurable(p: string, data: Uint8Array | string, exclusive = false): void {
   const fd = fs.openSync(p, exclusive ? "wx" : "w");
   try {
-    fs.writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    const bytes = typeof data === "string" ? Buffer.from(data) : data;
+    // write() may write less than asked (a nearly full disk) without an error;
+    // the next call then fails with ENOSPC, which must not go unnoticed
+    for (let done = 0; done < bytes.length;) done += fs.writeSync(fd, bytes, done, bytes.length - done);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

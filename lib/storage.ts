@@ -103,6 +103,18 @@ async function load(bytes: Uint8Array, dbPath: string): Promise<Db> {
   return db;
 }
 
+/** A version-0 file: an empty one wants `init`; one with tables belongs to someone else. */
+function notInitialised(db: Db, dbPath: string): OrchError {
+  if (Number(db.value("SELECT count(*) FROM sqlite_master")) > 0) {
+    return new OrchError("db_invalid", `${dbPath} is a SQLite database, but not an orch database (it has tables and no orch schema version)`, {
+      hint: "point --db at an orch database, or at a new path and run `inbox init`",
+    });
+  }
+  return new OrchError("db_invalid", `${dbPath} is not an initialised orch database`, {
+    hint: `initialise it: inbox --db ${dbPath} init`,
+  });
+}
+
 /**
  * Opens a lock-free snapshot for reading. An older schema is migrated in
  * memory only; nothing is written. The caller must close() the handle.
@@ -113,11 +125,7 @@ export async function readSnapshot(dbPath: string): Promise<Db> {
   try {
     const version = schemaVersion(db);
     assertNotTooNew(version, dbPath);
-    if (version === 0) {
-      throw new OrchError("db_invalid", `${dbPath} is not an initialised orch database`, {
-        hint: `initialise it: inbox --db ${dbPath} init`,
-      });
-    }
+    if (version === 0) throw notInitialised(db, dbPath);
     if (version < SCHEMA_VERSION) migrate(db, dbPath);
     return db;
   } catch (err) {
@@ -131,6 +139,9 @@ function replaceFile(dbPath: string, bytes: Uint8Array, beforeRename: () => void
   const tmp = `${dbPath}.tmp-${rt.pid}-${rt.randomToken(4)}`;
   try {
     rt.writeFileDurable(tmp, bytes, true);
+    // never rename a short file into place, whatever the file system claimed
+    const written = rt.statOrNull(tmp)?.size;
+    if (written !== bytes.length) throw new Error(`the temporary file ${tmp} has ${written} bytes, expected ${bytes.length}`);
     beforeRename();
     try {
       renameWithRetry(tmp, dbPath);
@@ -145,6 +156,12 @@ function replaceFile(dbPath: string, bytes: Uint8Array, beforeRename: () => void
     if (["EACCES", "EPERM", "EROFS"].includes(rt.errno(err) ?? "")) {
       throw new OrchError("db_unwritable", `cannot write the database ${dbPath}: ${(err as Error).message}`, {
         hint: "orch needs write access to the database's directory (it writes a temporary file there and renames it)",
+        cause: err,
+      });
+    }
+    if (["ENOSPC", "EDQUOT"].includes(rt.errno(err) ?? "")) {
+      throw new OrchError("db_unwritable", `cannot write the database ${dbPath}: the disk is full (${(err as Error).message})`, {
+        hint: "free some space on that file system; the database was left as it was",
         cause: err,
       });
     }
@@ -230,11 +247,7 @@ export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, opt
     const db = await load(readDbFile(dbPath), dbPath);
     phase("load");
     try {
-      if (schemaVersion(db) === 0) {
-        throw new OrchError("db_invalid", `${dbPath} is not an initialised orch database`, {
-          hint: `initialise it: inbox --db ${dbPath} init`,
-        });
-      }
+      if (schemaVersion(db) === 0) throw notInitialised(db, dbPath);
       const result = runInTransaction(db, dbPath, fn);
       phase("apply");
       if (result.changed) {

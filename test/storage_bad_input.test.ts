@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, statSync, statfsSync, truncateSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { cliFor, fails, ok, sha256File, sqlite3, tempDb, tempDir } from "./_helpers.ts";
 import { LIMITS } from "../lib/validate.ts";
@@ -125,7 +125,10 @@ describe("bad database paths and files are refused and left untouched", () => {
     const t = fixture((f) => sqlite3(f, "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine')"));
     try {
       const errors = refusedUnchanged(t.dir, t.file, "db_invalid", [WRITE, REPLY, ...READS, ["init"]]);
-      for (const e of errors) expect(e.message).toMatch(/not an? (initialised )?orch database/);
+      for (const e of errors) {
+        expect(e.message).toContain("not an orch database");
+        expect(e.hint).not.toMatch(/initialise/);
+      }
       expect(sqlite3(t.file, "SELECT body FROM notes")).toBe("mine");
     } finally {
       t.cleanup();
@@ -166,6 +169,60 @@ describe("bad database paths and files are refused and left untouched", () => {
         t.cleanup();
       }
     });
+  });
+});
+
+describe("a full disk or a read-only file system (needs mount: root with CAP_SYS_ADMIN)", () => {
+  const probe = tempDir();
+  const canMount = spawnSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe.dir]).status === 0;
+  if (canMount) spawnSync("umount", [probe.dir]);
+  probe.cleanup();
+  const unless = canMount ? test : test.skip;
+
+  /** A small tmpfs holding a copy of a database with one message; unmounted by cleanup. */
+  function mounted(extraOptions: string[] = []) {
+    const t = tempDir();
+    const src = tempDb();
+    ok(src.cli.inbox("send", "--to", "w1", "--body", "existing"));
+    expect(spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", t.dir]).status).toBe(0);
+    const file = path.join(t.dir, "coord.db");
+    copyFileSync(src.db, file);
+    src.cleanup();
+    for (const o of extraOptions) expect(spawnSync("mount", ["-o", `remount,${o}`, t.dir]).status).toBe(0);
+    return {
+      dir: t.dir,
+      file,
+      cleanup: () => {
+        spawnSync("umount", [t.dir]);
+        t.cleanup();
+      },
+    };
+  }
+
+  unless("no room for the new file: db_unwritable naming the full disk; no temp file left", () => {
+    const m = mounted();
+    try {
+      // leave two pages free: room for the lock, not for a new copy of the database
+      const fs = statfsSync(m.dir);
+      writeFileSync(path.join(m.dir, "filler"), Buffer.alloc(fs.bavail * fs.bsize - 8192));
+      expect(statSync(m.file).size).toBeGreaterThan(8192);
+      const errors = refusedUnchanged(m.dir, m.file, "db_unwritable", [WRITE, REPLY]);
+      for (const e of errors) expect(e.message).toContain("disk is full");
+      expect(readdirSync(m.dir).sort()).toEqual(["coord.db", "filler"]);
+      expect(ok(cliFor(m.file).inbox("show", "--thread", "1")).messages[0].body).toBe("existing");
+    } finally {
+      m.cleanup();
+    }
+  });
+
+  unless("a read-only file system: db_unwritable; reads still work", () => {
+    const m = mounted(["ro"]);
+    try {
+      refusedUnchanged(m.dir, m.file, "db_unwritable", [WRITE, REPLY, ["init"]]);
+      expect(ok(cliFor(m.file).inbox("list")).threads.length).toBe(1);
+    } finally {
+      m.cleanup();
+    }
   });
 });
 
