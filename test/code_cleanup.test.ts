@@ -21,6 +21,8 @@ afterEach(() => {
 function scenario() {
   const s = codeSetup({ tasks: ["T1", "T2", "T3", "T4", "T5"] });
   cleanups.push(s.cleanup);
+  // a user setting that hides untracked files from plain `git status` must not hide work from cleanup
+  git(s.repo, "config", "status.showUntrackedFiles", "no");
   const a: Record<string, any> = {};
   const tokens: Record<string, string> = {};
   for (const t of ["T1", "T2", "T3", "T4", "T5"]) {
