@@ -650,7 +650,7 @@ Task status words: pending (not dispatched; "ready" when every dependency is
 done, else it lists waiting_on), dispatched (no worker has claimed it yet),
 running, blocked (a question is open), done, failed, cancelled.
 "next" lists what the leader can do now, most urgent first, each with a
-command line to fill in (CAPITALS are placeholders):
+command line to fill in (CAPITALS are placeholders; a|b means pick one):
   answer          a blocked task's question (orch answer)
   retry           a failed task (orch retry)
   dispatch        a ready task (orch dispatch)

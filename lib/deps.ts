@@ -44,7 +44,7 @@ function findPath(db: Db, runId: string, from: string, to: string): string[] | n
  * nothing is written. Repeating a recorded dependency reports existed: true.
  */
 export function addDeps(db: Db, runId: string, taskId: string, dependsOn: readonly string[]): DepResult[] {
-  assertRunOpen(getRun(db, runId));
+  const run = getRun(db, runId);
   const task = getTaskRow(db, runId, taskId);
   const results: DepResult[] = [];
   for (const dep of new Set(dependsOn)) {
@@ -61,6 +61,8 @@ export function addDeps(db: Db, runId: string, taskId: string, dependsOn: readon
     }
     const existed = db.get("SELECT 1 AS x FROM deps WHERE run_id = ? AND task_id = ? AND depends_on = ?", [runId, taskId, dep]) !== undefined;
     if (!existed) {
+      // a repeat of recorded dependencies is answered even on a cancelled run; new ones are refused there
+      assertRunOpen(run);
       // new edges of this call all start at taskId, so they cannot be part of a path from dep back to it
       const path = findPath(db, runId, dep, taskId);
       if (path) {

@@ -3,8 +3,9 @@
  * Benchmark of the leader's planning surface through the built bundle
  * (dist/orch.mjs), in real processes as an agent runs them:
  *
- *   ready, status        latency (spawn to exit) on a 1,000-task run with a
- *                        random acyclic graph, part of it done;
+ *   ready, status        latency (spawn to exit) and the process's CPU time
+ *                        (steadier on a busy machine) on a 1,000-task run
+ *                        with a random acyclic graph, a third of it done;
  *   wait wake-up         from the writer process's exit to the blocked
  *                        `orch wait`'s exit, on a small run and on the
  *                        1,000-task run (goal: p95 < 250 ms);
@@ -27,6 +28,7 @@ const BUNDLE = path.join(ROOT, "dist", "orch.mjs");
 export const WAKE_GOAL_P95_MS = 250;
 export const IDLE_CPU_GOAL_MS_PER_MIN = 1000;
 
+const CLK_TCK = 100; // USER_HZ on Linux
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const env = (entry) => ({ ...process.env, ORCH_ENTRY: entry, NO_COLOR: "1" });
 
@@ -108,15 +110,30 @@ async function fixtureModule() {
   return await import(pathToFileURL(outfile).href);
 }
 
-/** Wall time of one CLI call, spawn to exit. */
-function timed(db, args) {
-  const t0 = performance.now();
-  cli(db, args);
-  return performance.now() - t0;
+/** CPU milliseconds of this process's reaped children (cutime + cstime), NaN without /proc. */
+function childrenCpuMs() {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[13]) + Number(f[14])) * 1000) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
 }
 
-function latencyRow(metric, samples) {
-  return { metric, ...stats(samples), unit: "ms", goal: null, pass: null };
+/** Wall time (spawn to exit) and CPU time of one CLI call; CPU is steadier than wall time on a busy machine. */
+function timed(db, args) {
+  const c0 = childrenCpuMs();
+  const t0 = performance.now();
+  cli(db, args);
+  return { wall: performance.now() - t0, cpu: childrenCpuMs() - c0 };
+}
+
+function latencyRows(metric, samples) {
+  return [
+    { metric: `${metric}, wall`, ...stats(samples.map((x) => x.wall)), unit: "ms", goal: null, pass: null },
+    { metric: `${metric}, CPU`, ...stats(samples.map((x) => x.cpu)), unit: "ms", goal: null, pass: null },
+  ];
 }
 
 /** Resolves with the time the process exited (and its stdout). */
@@ -143,7 +160,6 @@ async function wakeTrial(db, run, i, settleMs) {
   return r.at - w.at;
 }
 
-const CLK_TCK = 100; // USER_HZ on Linux
 function procCpuMs(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -190,7 +206,7 @@ export async function benchPlan({ reps = 15, trials = 20, idleSeconds = 20, sett
       log(`${cmd} x${reps} ...`);
       timed(big, [cmd, "--run", "big"]); // warm the file cache
       const samples = Array.from({ length: reps }, () => timed(big, [cmd, "--run", "big"]));
-      rows.push(latencyRow(`${cmd} (1,000-task run)`, samples));
+      rows.push(...latencyRows(`${cmd} (1,000-task run)`, samples));
     }
     for (const [label, db, run] of [["small run", small, "small"], ["1,000-task run", big, "big"]]) {
       log(`wait wake-up on the ${label} x${trials} ...`);

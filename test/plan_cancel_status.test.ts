@@ -234,6 +234,7 @@ describe("cancel", () => {
     // a repeat of an existing task's add is still answered (existed), without writing
     const before = sha256File(t.db);
     expect(ok(orch("task", "add", "--run", "c2", "--task", "A", "--title", "task A")).existed).toBe(true);
+    expect(ok(orch("dep", "add", "--run", "c2", "--task", "B", "--depends-on", "A")).dependencies).toEqual([{ task_id: "B", depends_on: "A", existed: true }]);
     expect(sha256File(t.db)).toBe(before);
   });
 });
