@@ -171,6 +171,22 @@ export async function cleanup(dbPath: string, input: CleanupInput, store: StoreO
     plans.push({ row, gone: false });
   };
 
+  const gone = (row: AttemptRow, bytes: number, missing: boolean) => {
+    const removed: RemovedWorktree = {
+      attempt_id: row.id,
+      task_id: row.task_id,
+      attempt_number: row.number,
+      path: row.worktree_path!,
+      branch: row.branch,
+      bytes,
+      missing,
+      branch_deleted: false,
+    };
+    result.removed.push(removed);
+    result.bytes_freed += bytes;
+    plans.push({ row, gone: true, removed });
+  };
+
   const worktreeLists = new Map<string, WorktreeEntry[] | null>();
   const listOf = async (repo: string) => {
     if (!worktreeLists.has(repo)) worktreeLists.set(repo, await listWorktrees(repo));
@@ -192,25 +208,12 @@ export async function cleanup(dbPath: string, input: CleanupInput, store: StoreO
       plans.push({ row, gone: true });
       continue;
     }
-    const repoOk = rt.statOrNull(row.repo_path)?.isDirectory() === true;
-    const here = rt.statOrNull(row.worktree_path);
-    if (!here) {
+    if (!rt.statOrNull(row.worktree_path)) {
       // deleted by hand: nothing to measure; prune drops git's record of it
-      const removed: RemovedWorktree = {
-        attempt_id: row.id,
-        task_id: row.task_id,
-        attempt_number: row.number,
-        path: row.worktree_path,
-        branch: row.branch,
-        bytes: 0,
-        missing: true,
-        branch_deleted: false,
-      };
-      result.removed.push(removed);
-      plans.push({ row, gone: true, removed });
+      gone(row, 0, true);
       continue;
     }
-    if (!repoOk) {
+    if (rt.statOrNull(row.repo_path)?.isDirectory() !== true) {
       keepTree(row, `its repository ${row.repo_path} no longer exists, so git cannot vouch for this folder; remove it by hand if it holds nothing you need`);
       continue;
     }
@@ -238,19 +241,7 @@ export async function cleanup(dbPath: string, input: CleanupInput, store: StoreO
       }
       removeEmptyParent(row.worktree_path);
     }
-    const removed: RemovedWorktree = {
-      attempt_id: row.id,
-      task_id: row.task_id,
-      attempt_number: row.number,
-      path: row.worktree_path,
-      branch: row.branch,
-      bytes,
-      missing: false,
-      branch_deleted: false,
-    };
-    result.removed.push(removed);
-    result.bytes_freed += bytes;
-    plans.push({ row, gone: true, removed });
+    gone(row, bytes, false);
   }
 
   // git forgets worktrees whose folders are gone (removed above or deleted by hand)
