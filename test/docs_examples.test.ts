@@ -14,8 +14,9 @@
  * - `--timeout-seconds N` is rewritten to `--timeout-seconds 2`, so an
  *   example that waits for something nobody will send stays short.
  * - Where each document runs:
- *   README.md: an empty directory, with the `orch`, `inbox` and
- *     `orch-worker-brief` launchers on PATH.
+ *   README.md: a fresh git repository with one commit (so code-mode
+ *     examples work), with the `orch`, `inbox` and `orch-worker-brief`
+ *     launchers on PATH.
  *   skills/orch/SKILL.md: the orch skill folder (beside the inbox skill, as
  *     `../inbox`), inside a fresh git repository with one commit, so code-mode
  *     examples work.
@@ -89,6 +90,15 @@ function git(cwd: string, ...args: string[]) {
   if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
 }
 
+/** Makes `dir` a git repository with one commit on main (skills/ and .orch/ ignored). */
+function gitRepo(dir: string) {
+  writeFileSync(path.join(dir, ".gitignore"), "skills/\n.orch/\n");
+  writeFileSync(path.join(dir, "app.txt"), "the app\n");
+  git(dir, "init", "-q", "-b", "main");
+  git(dir, "add", ".");
+  git(dir, "commit", "-q", "-m", "base");
+}
+
 /** A fresh copy of the packaged skills under `dir/skills` (hard links: cheap). */
 function skillsCopy(dir: string): string {
   const dest = path.join(dir, "skills");
@@ -117,11 +127,7 @@ describe("documentation examples run against the CLI", () => {
     const repo = path.join(t.dir, "orch-doc");
     mkdirSync(repo);
     skillsCopy(repo);
-    writeFileSync(path.join(repo, ".gitignore"), "skills/\n.orch/\n");
-    writeFileSync(path.join(repo, "app.txt"), "the app\n");
-    git(repo, "init", "-q", "-b", "main");
-    git(repo, "add", ".");
-    git(repo, "commit", "-q", "-m", "base");
+    gitRepo(repo);
     const cwd = path.join(repo, "skills", "orch");
     runDoc(blocks, cwd);
     // the examples really did something: the analysis task is done, its brief was written
@@ -162,6 +168,7 @@ describe("documentation examples run against the CLI", () => {
     const blocks = runnableBlocks(readFileSync(path.join(ROOT, "README.md"), "utf8"), "README.md");
     const dir = path.join(t.dir, "readme-doc");
     mkdirSync(dir);
+    gitRepo(dir);
     runDoc(blocks, dir, { PATH: `${path.join(pkg, "orch", "assets")}${path.delimiter}${process.env.PATH}` });
   });
 });
