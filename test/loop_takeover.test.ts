@@ -63,8 +63,8 @@ test("a worker blocked in ask --wait is woken by reassign with the cancel messag
     plan(t, ["A", "w1"]);
     ok(orch("dispatch", "--run", "r", "--task", "A", "--execution-mode", "analysis"));
     const tok = ok(inbox("claim", "--as", "w1")).lease.token as string;
+    const last = ok(orch("run", "show", "--run", "r")).last_event_id; // before the question, so the wait sees it
     const asking = inboxAsync("ask", "--token", tok, "--body", "Which database?", "--wait", "--timeout-seconds", "60");
-    const last = ok(orch("run", "show", "--run", "r")).last_event_id;
     ok(await t.cli.orchAsync("wait", "--run", "r", "--for", "task_blocked", "--after-event", String(last), "--timeout-seconds", "60"));
     expect(asking.child.exitCode).toBeNull();
     ok(orch("reassign", "--run", "r", "--task", "A", "--to", "w2"));
