@@ -71,6 +71,12 @@ describe("retry and reassign in code mode", () => {
     expect(r.attempt.worktree_path).toBe(path.join(s.repo, ".orch", "worktrees", "r1", "T2-a2"));
     expect(existsSync(b1.worktree_path)).toBe(true);
     expect(git(r.attempt.worktree_path, "rev-parse", "--abbrev-ref", "HEAD")).toBe("orch/r1/T2/a2");
+    // the reassigned (cancelled) attempt's worktree may be cleaned; the new one is active and stays
+    const c = ok(s.cli.orch("cleanup", "--run", "r1", "--task", "T2"));
+    expect(c.removed.map((x: any) => x.attempt_id)).toEqual([b1.id]);
+    expect(c.skipped.map((x: any) => x.attempt_id)).toEqual([r.attempt.id]);
+    expect(existsSync(b1.worktree_path)).toBe(false);
+    expect(existsSync(r.attempt.worktree_path)).toBe(true);
   });
 
   test("a failed retry (bad --base-ref) leaves no new attempt, branch or worktree", () => {
