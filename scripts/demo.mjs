@@ -228,9 +228,10 @@ async function main() {
     say("leader", `task ${t.id}: ${t.title}${t.after ? `  (after ${t.after.join(", ")})` : ""}`);
   }
 
+  // the cursor is taken before any worker starts, so the leader's first wait cannot miss their events
+  let cursor = (await orch("run", "show", "--run", RUN)).last_event_id;
   const workers = [];
   await dispatchReady(workers);
-  let cursor = (await orch("run", "show", "--run", RUN)).last_event_id;
   let done = false;
   while (!done && remainingMs() > 0) {
     if (workerFailures.length > 0) throw workerFailures[0];
