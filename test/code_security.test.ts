@@ -5,9 +5,9 @@
  */
 import { afterEach, describe, expect, test } from "vitest";
 import { createWorkspace } from "../lib/worktrees.ts";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { fails, ok, tempDir } from "./_helpers.ts";
+import { fails, ok, ROOT, tempDir } from "./_helpers.ts";
 import { claim, codeSetup, commitFile, git, gitCode, makeRepo, orchBranches, worktreeList } from "./code_fixtures.ts";
 
 const cleanups: (() => void)[] = [];
@@ -187,5 +187,20 @@ describe("createWorkspace refuses unsafe values itself (library callers skip the
     expect(path.basename(ws2.worktree_path)).toBe("aux-a2");
     const ws3 = await createWorkspace({ run: "r1", task: "com1.x", attempt: 1, cwd: s.repo });
     expect(path.basename(ws3.worktree_path)).toBe("_com1.x-a1");
+  });
+});
+
+describe("git and dax load on demand", () => {
+  test("only lib/worktrees.ts mentions dax-sh, and only as a dynamic import; the CLI and status reach it dynamically", () => {
+    const files = ["lib", "cli"].flatMap((d) => readdirSync(path.join(ROOT, d)).filter((f) => f.endsWith(".ts")).map((f) => path.join(ROOT, d, f)));
+    const users = files.filter((f) => readFileSync(f, "utf8").includes('"dax-sh"'));
+    expect(users.map((f) => path.relative(ROOT, f))).toEqual([path.join("lib", "worktrees.ts")]);
+    const src = readFileSync(path.join(ROOT, "lib", "worktrees.ts"), "utf8");
+    expect(src).not.toMatch(/^import[^;]*"dax-sh"/m);
+    expect(src).toMatch(/import\("dax-sh"\)/);
+    // modules that every command loads reach git code only through import()
+    for (const f of ["cli/cleanup_command.ts", "lib/status.ts"]) {
+      expect(readFileSync(path.join(ROOT, f), "utf8")).not.toMatch(/^import (?!type)[^;]*"\.\.?\/(lib\/)?cleanup\.ts"/m);
+    }
   });
 });
