@@ -188,11 +188,15 @@ function codeSection(row: AttemptRow): string {
     `- base: ${row.base_ref ?? "-"} at commit ${row.base_commit}`,
     `- repository: ${row.repo_path ?? "-"}`,
     "",
-    `Start with \`cd ${wt}\`. Edit, build and test only inside the worktree, and`,
-    `commit your work on branch ${row.branch} before you finish: uncommitted`,
-    "changes can be lost when the leader cleans up. Do not switch branches, push,",
-    "rebase onto other work, or touch the main checkout or other worktrees. Put",
-    "the final commit id and the files you changed in `--result-json`.",
+    "Start there:",
+    "",
+    `    cd ${wt}`,
+    "",
+    "Edit, build and test only inside the worktree, and commit your work on its",
+    `branch (${row.branch}) before you finish: uncommitted changes can be lost`,
+    "when the leader cleans up. Do not switch branches, push, rebase onto other",
+    "work, or touch the main checkout or other worktrees. Put the final commit id",
+    "and the files you changed in `--result-json`.",
   ].join("\n");
 }
 

@@ -188,8 +188,8 @@ describe("code mode", () => {
         expect(text).toContain(`- branch: ${a.branch}`);
         expect(text).toContain(`- base: main at commit ${head}`);
         expect(text).toContain(`- repository: ${realpathSync(repo)}`);
-        expect(text).toContain(`Start with \`cd ${a.worktree_path}\``);
-        expect(text).toMatch(/commit your work on branch \S+ before you finish/);
+        expect(text).toContain(`Start there:\n\n    cd ${a.worktree_path}\n`);
+        expect(text).toContain(`commit your work on its\nbranch (${a.branch}) before you finish`);
         expect(text).toContain("(code mode)");
         expect(text).not.toContain("Analysis mode");
       } finally {
