@@ -35,7 +35,7 @@ async function waitKeepingLease(
   token: string,
   start: { lease: inbox.Lease; thread: number; after: number; kinds?: readonly inbox.MessageKind[] },
   timeoutMs: number,
-): Promise<{ messages: inbox.Message[]; timed_out: boolean; cursor: number }> {
+): Promise<{ messages: inbox.Message[]; timed_out: boolean; cursor: number; lease: inbox.Lease }> {
   const deadline = Date.now() + timeoutMs;
   let lease = start.lease;
   const look = (ms: number) =>
@@ -43,7 +43,7 @@ async function waitKeepingLease(
   for (;;) {
     const renewAt = Date.parse(lease.expires_at) - lease.seconds * 500;
     const w = await look(Math.max(0, Math.min(deadline, renewAt) - Date.now()));
-    if (w.messages.length > 0 || Date.now() >= deadline) return w;
+    if (w.messages.length > 0 || Date.now() >= deadline) return { ...w, lease };
     try {
       lease = (await ctx.write((db) => inbox.heartbeat(db, token))).lease!;
     } catch (err) {
@@ -52,7 +52,7 @@ async function waitKeepingLease(
       // the leader may have cancelled just now: its message says more than lease_lost
       if (err instanceof OrchError && err.code === "lease_lost") {
         const last = await look(0);
-        if (last.messages.length > 0) return last;
+        if (last.messages.length > 0) return { ...last, lease };
       }
       throw err;
     }
@@ -296,7 +296,7 @@ lease alive (a heartbeat whenever half the lease has run down). It wakes for
 messages of kind answer or cancel: \`orch answer\` sends one; on a free-standing
 thread reply with \`inbox send --thread ID --kind answer\`.
 
-Output (--json): {"ok": true, "thread": {...}, "lease": {...}, "message": {...the question...},
+Output (--json): {"ok": true, "thread": {...}, "lease": {...as renewed while waiting}, "message": {...the question...},
                   "answer": {"id", "kind": "answer"|"cancel", "body", "payload", ...}|null,
                   "timed_out": bool}   (answer/timed_out with --wait only)
 ${WORKER_WRITE_ERRORS}
@@ -315,7 +315,7 @@ Example:
       const text = reply
         ? `${reply.kind === "cancel" ? "cancelled" : "answer"} (message ${reply.id}):\n${reply.body}${reply.payload ? `\npayload: ${JSON.stringify(reply.payload)}` : ""}`
         : `no answer within ${timeout}s; wait again with: inbox wait --token ${token} --after ${asked.message!.id}`;
-      return { data: { ...asked, answer: reply, timed_out: w.timed_out }, text };
+      return { data: { ...asked, lease: w.lease, answer: reply, timed_out: w.timed_out }, text };
     },
   );
 
@@ -334,7 +334,7 @@ touch the lease: a long wait can outlast it. With --token it heartbeats
 whenever half the lease has run down, like \`ask --wait\`.
 
 Output (--json): {"ok": true, "messages": [{"id", "thread_id", "kind", "from", "to", "body", "payload", "created_at"}],
-                  "cursor": LAST_MESSAGE_ID, "timed_out": bool}
+                  "cursor": LAST_MESSAGE_ID, "timed_out": bool}   (with --token also "lease": {...as renewed})
 Pass "cursor" back as --after next time. On timeout: ok with "timed_out": true (exit 0).
 
 Errors:
@@ -351,7 +351,7 @@ Examples:
       const timeout = intOption(o.timeoutSeconds, "--timeout-seconds", 0, MAX_WAIT_SECONDS) ?? 600;
       const asWorker = o.as === undefined ? undefined : check(idSchema("--as"), o.as, "--as");
       const thread = threadId(o.thread);
-      const render = (r: { messages: inbox.Message[]; timed_out: boolean; cursor: number }, worker: string): CommandResult => ({
+      const render = (r: { messages: inbox.Message[]; timed_out: boolean; cursor: number; lease?: inbox.Lease }, worker: string): CommandResult => ({
         data: { ...r },
         text: r.timed_out ? `no new messages for ${worker} within ${timeout}s (cursor ${r.cursor})` : `${renderMessages(r.messages)}\n(cursor ${r.cursor})`,
       });

@@ -114,6 +114,7 @@ test("heartbeat and progress extend the lease; ask --wait keeps it alive while i
     ok(orch("answer", "--run", "r", "--task", "A", "--body", "main"));
     const asked = ok(await asking);
     expect(asked.answer.body).toBe("main");
+    expect(Date.parse(asked.lease.expires_at)).toBeGreaterThan(expiresAtAsk); // the renewed lease is reported
     ok(inbox("done", "--token", tok, "--body", "done on main"));
     expect(ok(orch("status", "--run", "r")).tasks[0].status).toBe("done");
   } finally {
@@ -141,6 +142,7 @@ test("inbox wait --token hears the answer later and keeps the lease alive meanwh
     const heard = ok(await listening);
     expect(heard.messages.map((m: any) => [m.kind, m.body])).toEqual([["answer", "eu-west"]]);
     expect(heard.cursor).toBe(heard.messages[0].id);
+    expect(Date.parse(heard.lease.expires_at)).toBeGreaterThan(expiresAtAsk);
     ok(inbox("done", "--token", tok, "--body", "eu-west it is"));
     expect(fails(inbox("wait", "--token", tok, "--timeout-seconds", "0"), "lease_lost").message).toMatch(/already finished \(done\)/);
   } finally {
