@@ -213,6 +213,14 @@ function machine() {
     sqlite3: firstLine("sqlite3", ["--version"]).split(" ").slice(0, 2).join(" "),
     sqljs: `SQLite ${sqljs} (sql.js)`,
     load: os.loadavg().map((x) => x.toFixed(2)).join(", "),
+    // on a shared Linux machine the bench can run in its own scheduling group with a higher weight (see BENCHMARKS.md)
+    sched: (() => {
+      try {
+        return readFileSync("/proc/self/autogroup", "utf8").trim().replace(/^\/autogroup-\d+ /, "autogroup ");
+      } catch {
+        return "n/a";
+      }
+    })(),
   };
 }
 
@@ -590,7 +598,7 @@ function markdown(r) {
   parts.push(`Measured ${m.date} by \`npm run bench\` (${REPS} samples per point after one warm-up; medians and p95 of wall-clock time from spawn to exit, stdout piped; "cpu" = mean user+system time of the process).`);
   parts.push(table(["machine", ""], [
     ["CPU", m.cpu], ["memory", m.memory], ["OS", m.os], ["Node", m.node], ["Deno", m.deno], ["Bun (compiler of the binary)", m.bun],
-    ["sqlite3 shell", m.sqlite3], ["orch's engine", m.sqljs], ["load average at start / end", `${m.load} / ${r.loadEnd}`],
+    ["sqlite3 shell", m.sqlite3], ["orch's engine", m.sqljs], ["load average at start / end", `${m.load} / ${r.loadEnd}`], ["scheduling", m.sched],
   ]));
   const goals = evaluate(r);
   parts.push(`### Goals\n\n${table(["goal", "measured", "target", "result"], goals.map((g) => [g.name, g.value, g.goal, `${g.pass ? "PASS" : "**FAIL**"}${g.note ? ` (${g.note})` : ""}`]))}`);
