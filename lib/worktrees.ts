@@ -324,10 +324,17 @@ export async function createWorkspace(req: WorkspaceRequest): Promise<PreparedWo
   const created = [root, rt.path.dirname(worktreePath)].filter((d) => !rt.exists(d));
   const mk = await git(["-C", repo, "update-ref", "-m", `orch: branch for ${run}/${task} attempt ${req.attempt}`, "--", `refs/heads/${branch}`, baseCommit, ""]);
   if (mk.code !== 0) {
+    // another process made it between the check above and here: the same attempt dispatched twice at once
+    if (await branchExists(repo, branch)) {
+      throw new OrchError("conflict", `branch ${branch} was just created by another process (the same attempt dispatched twice at once?): git said: ${gitSaid(mk)}`, {
+        hint: `check \`orch task show --run ${run} --task ${task}\`; ${leftover}`,
+      });
+    }
     throw gitFailed(`creating branch ${branch}`, mk, `is the ref name valid and the repository writable? (${repo})`);
   }
   const add = await git(["-C", repo, "worktree", "add", "--quiet", "--", worktreePath, branch]);
   if (add.code !== 0) {
+    // only what this call made is undone: the branch (if still at the base) and empty folders
     await git(["-C", repo, "update-ref", "-d", "--", `refs/heads/${branch}`, baseCommit]);
     for (const d of created.reverse()) removeEmptyDirs(d, rt.path.dirname(d));
     throw gitFailed(`git worktree add ${worktreePath}`, add, "nothing was created; fix the cause and dispatch again");

@@ -204,9 +204,10 @@ describe("dispatch --execution-mode code", () => {
     const s = setup();
     const results = await Promise.all([0, 1].map(() => s.cli.orchAsync("dispatch", "--run", "r1", "--task", "T1", "--execution-mode", "code")));
     const winners = results.filter((r) => r.json?.ok === true);
-    expect(winners).toHaveLength(1);
+    const out = results.map((r) => r.stdout + r.stderr).join("\n");
+    expect(winners, out).toHaveLength(1);
     const loser = results.find((r) => r.json?.ok !== true)!;
-    expect(["conflict", "invalid_state", "not_ready"]).toContain(loser.json.error.code);
+    expect(["conflict", "invalid_state", "not_ready"], out).toContain(loser.json?.error?.code);
     const a = winners[0]!.json.attempt;
     expect(git(a.worktree_path, "rev-parse", "--abbrev-ref", "HEAD")).toBe(a.branch);
     expect(worktreeList(s.repo)).toHaveLength(2);

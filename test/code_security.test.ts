@@ -178,6 +178,18 @@ describe("createWorkspace refuses unsafe values itself (library callers skip the
     });
   }
 
+  test("the same attempt made twice at once: one wins, the other is a conflict and removes nothing of the winner's", async () => {
+    const s = bareRepo();
+    const req = { run: "r1", task: "T1", attempt: 1, cwd: s.repo };
+    const results = await Promise.allSettled([createWorkspace(req), createWorkspace(req), createWorkspace(req)]);
+    const won = results.filter((r) => r.status === "fulfilled");
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === "rejected") expect((r.reason as { code: string }).code).toBe("conflict");
+    const ws = (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof createWorkspace>>>).value;
+    expect(worktreeList(s.repo)).toEqual([{ path: s.repo, branch: "main" }, { path: ws.worktree_path, branch: ws.branch }]);
+    expect(orchBranches(s.repo)).toEqual([ws.branch]);
+  });
+
   test("Windows-reserved names get a safe folder; the branch keeps the id", async () => {
     const s = bareRepo();
     const ws = await createWorkspace({ run: "CON", task: "nul.txt", attempt: 1, cwd: s.repo });
