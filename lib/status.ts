@@ -64,7 +64,7 @@ function dependencyMap(db: Db, runId: string): Map<string, string[]> {
 
 const DEAD_ENDS: readonly TaskStatus[] = ["failed", "cancelled"];
 
-/** The WAIT_FOR types a leader normally waits for. */
+/** The event types a leader usually waits for (status suggests `wait --for` them). */
 export const LEADER_WAIT_TYPES = ["task_blocked", "task_done", "task_failed"] as const;
 
 /**
@@ -80,6 +80,7 @@ function nextActions(tasks: readonly TaskView[], run: Run, lastEventId: number):
     return [{ action: "add_tasks", reason: "the run has no tasks yet", command: `orch task add --run ${r} --task ID --title TITLE` }];
   }
   const next: NextAction[] = [];
+  const byId = new Map(tasks.map((t) => [t.id, t]));
   for (const t of tasks) {
     if (t.status === "blocked") {
       next.push({ action: "answer", task_id: t.id, reason: `question: ${t.latest_message?.body ?? ""}`, command: `orch answer --run ${r} --task ${t.id} --body ANSWER` });
@@ -100,7 +101,7 @@ function nextActions(tasks: readonly TaskView[], run: Run, lastEventId: number):
   for (const t of tasks) {
     const dead = t.waiting_on.filter((b) => DEAD_ENDS.includes(b.status));
     if (t.status !== "pending" || dead.length === 0) continue;
-    const first = tasks.find((x) => x.id === dead[0]!.task_id);
+    const first = byId.get(dead[0]!.task_id);
     const to = first && !first.default_to && !first.attempt ? " --to WORKER" : "";
     next.push({
       action: "fix_dependency",
