@@ -4,7 +4,7 @@
  * matching event, ignores non-matching ones, and times out plainly.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { fails, ok, run, sha256File, tempDb } from "./_helpers.ts";
+import { cliFor, fails, ok, run, RUNTIMES, sha256File, tempDb } from "./_helpers.ts";
 
 let t: ReturnType<typeof tempDb>;
 const R = "w1";
@@ -115,6 +115,20 @@ describe("wait", () => {
     expect(r.events.map((e: any) => [e.type, e.task_id])).toEqual([["task_done", "G"]]);
     expect(r.events[0]).toMatchObject({ attempt_id: d.attempt.id, thread_id: d.attempt.thread_id, data: { result: "finished" } });
   });
+
+  // the file-metadata polling must see another process's rename under every runtime (Deno's and Bun's node:fs stat)
+  for (const runtime of RUNTIMES) {
+    test(`under ${runtime}, a blocked wait wakes on a write by the Node bundle`, async () => {
+      const cursor = lastId();
+      const waiting = cliFor(t.db, runtime).orchAsync("wait", "--run", R, "--for", "task_added", "--after-event", String(cursor), "--timeout-seconds", "60");
+      await pause(runtime === "deno" ? 2500 : 1000);
+      expect(waiting.child.exitCode).toBeNull();
+      ok(orch("task", "add", "--run", R, "--task", `rt-${runtime}`, "--title", `written while ${runtime} waits`));
+      const r = (await waiting).json;
+      expect(r).toMatchObject({ ok: true, timed_out: false, last_event_id: lastId() });
+      expect(r.events.map((e: any) => e.task_id)).toEqual([`rt-${runtime}`]);
+    });
+  }
 
   test("bad input is refused with its code and writes nothing", () => {
     const before = sha256File(t.db);
