@@ -5,7 +5,7 @@
  * works without repair, cleaning up what the dead left behind.
  */
 import { afterAll, describe, expect, test } from "vitest";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { ok, runAsync, sqlite3, tempDb, waitUntil, type RunResult } from "./_helpers.ts";
 
@@ -30,40 +30,45 @@ describe("writers killed with SIGKILL at random moments", () => {
   test(`at least ${MIN_KILLED} writers killed at random: integrity ok, every acknowledged write present, next command works`, async () => {
     ok(t.cli.inbox("send", "--to", "w1", "--body", "seed"));
     const lockPath = `${t.db}.lock`;
-    const neverOpened = path.join(t.dir, "gate-never-opened");
     const acknowledged = new Map<string, number>();
     const attempted = new Set<string>(["seed"]);
     let killed = 0;
     let killedHoldingLock = 0;
+    let killedWithTempFile = 0;
 
-    // batches of 16 until enough have died: per batch one writer dies holding the lock
-    // (its new state computed, the file not yet replaced), two always finish, and the
-    // rest are killed at a random moment of their life (starting, waiting, writing, done)
+    // batches of 16 until enough have died. Per batch, two writers die holding the lock:
+    // one with its new state computed, one with its temp file written and fenced, right
+    // before the rename. Two always finish. The rest are killed at a random moment of
+    // their life (starting, waiting for the lock, writing, done).
     for (let b = 0; b < MAX_BATCHES && killed < MIN_KILLED; b++) {
       const runs = Array.from({ length: PER_BATCH }, async (_, i) => {
         const body = `batch ${b} writer ${i}`;
         attempted.add(body);
-        const role = i === 0 ? "holder" : i <= 2 ? "survivor" : "victim";
+        const role = i <= 1 ? "holder" : i <= 3 ? "survivor" : "victim";
+        const gate = path.join(t.dir, `gate-never-opened-${b}-${i}`);
+        const hold = { ORCH_TEST_HOLD_LOCK_UNTIL: gate, ORCH_TEST_HOLD_AT: i === 0 ? "before_write" : "after_fence" };
         const w = runAsync(
           ["--db", t.db, "--json", "--lock-timeout-ms", "60000", "--lock-stale-ms", "3600000", "send", "--to", `w${i}`, "--body", body],
-          { entry: "inbox", env: role === "holder" ? { ORCH_TEST_HOLD_LOCK_UNTIL: neverOpened } : {} },
+          { entry: "inbox", env: role === "holder" ? hold : {} },
         );
         const pid = w.child.pid!;
         let exited = false;
         void w.then(() => (exited = true));
         let holding = false;
+        let withTemp = false;
         if (role === "holder") {
-          await waitUntil(() => lockPid(lockPath) === pid || exited, "the holder to take the lock", 60_000);
+          await waitUntil(() => existsSync(`${gate}.waiting`) || exited, "the holder to stop holding the lock", 60_000);
           holding = lockPid(lockPath) === pid;
+          withTemp = readdirSync(t.dir).some((f) => f.startsWith(`coord.db.tmp-${pid}-`));
           await sleep(Math.random() * 300);
         } else if (role === "victim") {
           await sleep(Math.random() * 1500);
         }
         if (role !== "survivor") w.child.kill("SIGKILL");
         const r: RunResult = await w;
-        return { body, r, role, holding, signal: w.child.signalCode };
+        return { body, r, role, holding, withTemp, signal: w.child.signalCode };
       });
-      for (const { body, r, role, holding, signal } of await Promise.all(runs)) {
+      for (const { body, r, role, holding, withTemp, signal } of await Promise.all(runs)) {
         // a writer either finished successfully or was killed; nothing else
         if (signal === null) {
           expect(`${r.code} ${r.stdout}${r.stderr}`).toMatch(/^0 /);
@@ -74,12 +79,14 @@ describe("writers killed with SIGKILL at random moments", () => {
           expect(signal).toBe("SIGKILL");
           killed++;
           if (holding) killedHoldingLock++;
+          if (withTemp) killedWithTempFile++;
         }
       }
     }
-    if (process.env.DEBUG_CRASH) console.log({ killed, killedHoldingLock, acknowledged: acknowledged.size, files: readdirSync(t.dir) });
+    if (process.env.DEBUG_CRASH) console.log({ killed, killedHoldingLock, killedWithTempFile, acknowledged: acknowledged.size, files: readdirSync(t.dir) });
     expect(killed).toBeGreaterThanOrEqual(MIN_KILLED);
     expect(killedHoldingLock).toBeGreaterThan(0);
+    expect(killedWithTempFile).toBeGreaterThan(0);
     expect(acknowledged.size).toBeGreaterThan(0);
 
     expect(sqlite3(t.db, "pragma integrity_check")).toBe("ok");
