@@ -340,7 +340,7 @@ function writePhases(fixtures, tmp) {
     for (const k of ["wall_ms", "total_ms", "lock_wait_ms", "load_ms", "apply_ms", "export_ms", "flush_ms"]) med[k] = quantile(rows.map((x) => x[k] ?? 0).sort((a, b) => a - b), 0.5);
     med.start_ms = med.total_ms - ["lock_wait_ms", "load_ms", "apply_ms", "export_ms", "flush_ms"].reduce((a, k) => a + med[k], 0);
     out.dbs[db] = med;
-    log(`  ${db.padEnd(6)} wall ${ms(med.wall_ms)}: start+parse ${ms(med.start_ms)}, lock ${ms(med.lock_wait_ms)}, load ${ms(med.load_ms)}, apply ${ms(med.apply_ms)}, export ${ms(med.export_ms)}, write+fsync+rename ${ms(med.flush_ms)}`);
+    log(`  ${db.padEnd(6)} wall ${ms(med.wall_ms)}: start ${ms(med.start_ms)}, lock ${ms(med.lock_wait_ms)}, engine+load ${ms(med.load_ms)}, apply ${ms(med.apply_ms)}, export ${ms(med.export_ms)}, write+fsync+rename ${ms(med.flush_ms)}`);
   }
   return out;
 }
@@ -621,7 +621,7 @@ function markdown(r) {
     }
   }
   if (r.phases) {
-    const keys = [["wall_ms", "wall"], ["start_ms", "start, parse, engine"], ["lock_wait_ms", "lock wait"], ["load_ms", "load file"], ["apply_ms", "transaction"], ["export_ms", "export"], ["flush_ms", "write + fsync + rename"]];
+    const keys = [["wall_ms", "wall"], ["start_ms", "process start to the write"], ["lock_wait_ms", "lock wait"], ["load_ms", "engine ready + read + open"], ["apply_ms", "transaction"], ["export_ms", "export"], ["flush_ms", "write + fsync + rename"]];
     parts.push(`### Where a write's time goes (${RUNTIME_LABEL[r.phases.runtime]}, \`inbox progress\`, medians from ORCH_DEBUG_TIMING)\n\n${table(
       ["database", ...keys.map((k) => `${k[1]} ms`)],
       Object.entries(r.phases.dbs).map(([db, m]) => [db, ...keys.map(([k]) => ms(m[k]))]),
