@@ -149,6 +149,12 @@ export function migrate(db: Db, dbPath: string): boolean {
 }
 
 export function assertNotTooNew(version: number, dbPath: string): void {
+  if (version < 0) {
+    // no orch ever writes a negative version: someone else's file, or a damaged one
+    throw new OrchError("db_invalid", `${dbPath} has schema version ${version}, which no orch database has`, {
+      hint: "point --db at an orch database, or at a new path and run `inbox init`",
+    });
+  }
   if (version > SCHEMA_VERSION) {
     throw new OrchError(
       "db_too_new",

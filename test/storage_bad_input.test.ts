@@ -121,6 +121,19 @@ describe("bad database paths and files are refused and left untouched", () => {
     }
   });
 
+  test("a negative schema version (no orch writes one): db_invalid", () => {
+    const t = fixture((f) => {
+      copyFileSync(base.db, f);
+      sqlite3(f, "PRAGMA user_version = -1");
+    });
+    try {
+      const errors = refusedUnchanged(t.dir, t.file, "db_invalid", [WRITE, REPLY, ...READS, ["init"]]);
+      for (const e of errors) expect(e.message).toContain("-1");
+    } finally {
+      t.cleanup();
+    }
+  });
+
   test("a SQLite database that is not orch's: db_invalid", () => {
     const t = fixture((f) => sqlite3(f, "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine')"));
     try {
