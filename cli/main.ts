@@ -103,9 +103,9 @@ async function buildProgram(entry: EntryName): Promise<Command> {
   const { registerOrch } = await import("./orch_commands.ts");
   const program = newProgram("orch", "Leader-side control plane: runs, tasks, dependencies, dispatch, wait, answer, retry, cleanup.");
   registerOrch(program);
-  const inbox = addGlobals(program.command("inbox").description("the worker inbox (same as the `inbox` entry point)"));
+  const inbox = program.command("inbox").description("the worker inbox (same as the `inbox` entry point)");
   registerInbox(inbox);
-  const brief = addGlobals(program.command("worker-brief").description("render a worker prompt (same as `orch-worker-brief`)"));
+  const brief = program.command("worker-brief").description("render a worker prompt (same as `orch-worker-brief`)");
   registerBrief(brief);
   return program;
 }
