@@ -30,7 +30,7 @@ export { Db } from "./lib/sqlite.ts";
 export { SCHEMA_VERSION } from "./lib/schema.ts";
 export { initRun, getRun, listRuns, type Run, type RunStatus } from "./lib/runs.ts";
 export { addTask, getTask, readyTasks, waitingOn, type Task, type TaskStatus, type TaskInput } from "./lib/tasks.ts";
-export { addDeps, dependenciesOf, dependentsOf } from "./lib/deps.ts";
+export { addDeps, dependenciesOf, dependentsOf, waitingDependents } from "./lib/deps.ts";
 export {
   answer,
   cancel,
@@ -61,11 +61,12 @@ export {
   type MessageKind,
   type Thread,
 } from "./lib/inbox.ts";
-export { reconcileRun, readReconciled } from "./lib/reconcile.ts";
-export { EVENT_TYPES, listEvents, type EventType, type OrchEvent } from "./lib/events.ts";
+export { reconcileFile, reconcileRun, readReconciled, type ReconcileResult } from "./lib/reconcile.ts";
+export { EVENT_TYPES, listEvents, parseEventTypes, type EventType, type OrchEvent } from "./lib/events.ts";
 export { waitForEvents, waitForMessages } from "./lib/wait.ts";
 export { addWorktreeState, blockedTasks, runShow, statusView, type StatusView } from "./lib/status.ts";
 export { LIMITS } from "./lib/validate.ts";
+export { parseDispatchJson, renderBrief, BRIEF_PLACEHOLDERS, type BriefInput, type DispatchRef } from "./lib/brief.ts";
 export { VERSION, versionInfo } from "./lib/version.ts";
 
 declare global {
