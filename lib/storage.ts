@@ -83,6 +83,12 @@ function assertDbFile(dbPath: string): void {
       hint: "give --db the path of a file, e.g. ./coord.db",
     });
   }
+  if (!st.isFile()) {
+    // a FIFO or device would block the read forever, or never hold a database
+    throw new OrchError("db_invalid", `${dbPath} is not a regular file`, {
+      hint: "give --db the path of a database file, e.g. ./coord.db",
+    });
+  }
 }
 
 function readDbFile(dbPath: string): Uint8Array {
@@ -326,6 +332,7 @@ export interface InitResult {
 /** Creates the database, or migrates an existing one; existing data is always kept. */
 export async function initDatabase(dbPath: string, options: StoreOptions = {}): Promise<InitResult> {
   const file = realDbPath(dbPath);
+  if (rt.statOrNull(file)) assertDbFile(file); // a directory or FIFO is refused before touching the lock
   const lock = await lockFor(file, options);
   try {
     removeLeftovers(file);

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readdirSync, statSync, statfsSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, statfsSync, truncateSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { cliFor, fails, ok, sha256File, sqlite3, tempDb, tempDir } from "./_helpers.ts";
 import { LIMITS } from "../lib/validate.ts";
@@ -15,7 +15,8 @@ function snapshot(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of readdirSync(dir).sort()) {
     const p = path.join(dir, name);
-    out[name] = statSync(p).isDirectory() ? `dir:${readdirSync(p).sort().join(",")}` : sha256File(p);
+    const st = statSync(p);
+    out[name] = st.isDirectory() ? `dir:${readdirSync(p).sort().join(",")}` : st.isFile() ? sha256File(p) : `special:${st.ino}`;
   }
   return out;
 }
@@ -75,6 +76,21 @@ describe("bad database paths and files are refused and left untouched", () => {
       mkdirSync(dbDir);
       const errors = refusedUnchanged(t.dir, dbDir, "db_invalid", [WRITE, ...READS, ["init"]]);
       for (const e of errors) expect(e.message).toContain("directory");
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  test("a FIFO or a device: db_invalid at once (reading a FIFO would block forever)", () => {
+    const t = tempDir();
+    try {
+      const fifo = path.join(t.dir, "coord.db");
+      expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+      const errors = refusedUnchanged(t.dir, fifo, "db_invalid", [WRITE, ...READS, ["init"]]);
+      for (const e of errors) expect(e.message).toContain("not a regular file");
+      fails(cliFor("/dev/null").inbox(...WRITE), "db_invalid");
+      fails(cliFor("/dev/null").inbox("init"), "db_invalid");
+      expect(existsSync("/dev/null.lock")).toBe(false);
     } finally {
       t.cleanup();
     }
