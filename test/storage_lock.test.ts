@@ -34,9 +34,9 @@ function bodies(db: string): string[] {
   return sqlite3(db, "SELECT body FROM messages ORDER BY id").split("\n").filter(Boolean);
 }
 
-/** Only the database itself may remain: no lock, no temp file, no lock staging file. */
+/** Only the database itself (and the tests' gate files) may remain: no lock, no temp file, no lock staging file. */
 function leftovers(dir: string): string[] {
-  return readdirSync(dir).filter((f) => f !== "coord.db");
+  return readdirSync(dir).filter((f) => f !== "coord.db" && !f.startsWith("gate") && !f.startsWith("never-opened"));
 }
 
 describe("write lock through the CLI", () => {
@@ -57,7 +57,8 @@ describe("write lock through the CLI", () => {
       });
       children.push(writer.child);
       const pid = writer.child.pid!;
-      await waitUntil(() => lockPid(lockPath) === pid, "the writer to take the lock");
+      await waitUntil(() => existsSync(`${gate}.waiting`), "the writer to hold the lock");
+      expect(lockPid(lockPath)).toBe(pid);
       writer.child.kill("SIGKILL");
       await writer;
 
@@ -66,6 +67,7 @@ describe("write lock through the CLI", () => {
       ok(r);
       expect(r.stderr).toContain("broke a stale lock");
       expect(r.stderr).toContain(`pid ${pid}`);
+      expect(r.stderr).toContain("no longer running");
       expect(bodies(t.db)).toEqual(["after the crash"]);
       expect(sqlite3(t.db, "pragma integrity_check")).toBe("ok");
       expect(leftovers(t.dir)).toEqual([]);
@@ -187,7 +189,7 @@ describe("write lock through the CLI", () => {
       expect(bodies(t.db)).toEqual(["first", "second"]);
       expect(sqlite3(t.db, "pragma integrity_check")).toBe("ok");
       expect(existsSync(lockPath)).toBe(false);
-      expect(leftovers(t.dir).filter((f) => !f.startsWith("gate"))).toEqual([]);
+      expect(leftovers(t.dir)).toEqual([]);
       // and the next write works as usual
       ok(t.cli.inbox("send", "--to", "w1", "--body", "third"));
     } finally {
