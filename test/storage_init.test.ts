@@ -23,6 +23,21 @@ describe("inbox init", () => {
     }
   });
 
+  test("4 simultaneous inits of a new path: exactly one creates it, all succeed", async () => {
+    const t = tempDir();
+    try {
+      const db = path.join(t.dir, "coord.db");
+      const cli = cliFor(db);
+      const results = await Promise.all(Array.from({ length: 4 }, () => cli.inboxAsync("--lock-timeout-ms", "60000", "init")));
+      for (const r of results) expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(results.filter((r) => r.json.created).length).toBe(1);
+      expect(sqlite3(db, "pragma integrity_check")).toBe("ok");
+      ok(cli.inbox("send", "--to", "w1", "--body", "works"));
+    } finally {
+      t.cleanup();
+    }
+  });
+
   test("a file of an older schema version (an empty version-0 SQLite file) is migrated by init; writes refuse it before that", () => {
     const t = tempDir();
     try {
