@@ -1,6 +1,7 @@
 /**
  * No write is lost under concurrency: 16 processes start at once, each making
- * 25 `inbox send` writes, every write a separate CLI process.
+ * 25 `inbox send` writes, every write a separate CLI process. A lock-free
+ * reader runs alongside and only ever sees whole states.
  */
 import { afterAll, describe, expect, test } from "vitest";
 import { ok, sqlite3, tempDb, type RunResult } from "./_helpers.ts";
@@ -28,8 +29,24 @@ describe("16 concurrent writers x 25 sends", () => {
       }
       return out;
     };
+    // meanwhile a reader (no lock) must always see a whole state, never a partial one, never going back
+    let writing = true;
+    const reader = async (): Promise<number[]> => {
+      const seen: number[] = [];
+      while (writing && seen.length < 40) {
+        const r = await t.cli.inboxAsync("--lock-timeout-ms", "0", "show", "--thread", "1");
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+        seen.push(r.json.messages.length);
+      }
+      return seen;
+    };
     // all 16 loops start in the same tick
+    const reads = reader();
     const results = await Promise.all(Array.from({ length: PROCESSES }, (_, p) => writer(p)));
+    writing = false;
+    const seen = await reads;
+    expect(seen.length).toBeGreaterThan(0);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeGreaterThanOrEqual(seen[i - 1]!);
 
     const failures = results.flat().filter(({ r }) => r.code !== 0 || r.json?.ok !== true);
     expect(failures.map(({ r }) => `${r.code}: ${r.stdout}${r.stderr}`)).toEqual([]);
