@@ -44,6 +44,7 @@ export {
 } from "./lib/attempts.ts";
 export { dispatchTask, reassignTask, retryTask } from "./lib/leader.ts";
 export { cleanup, type CleanupInput, type CleanupResult } from "./lib/cleanup.ts";
+export { archiveRun, type ArchiveInput, type ArchiveResult } from "./lib/archive.ts";
 export { createWorkspace, discardWorkspace, type PreparedWorkspace, type WorkspaceRequest } from "./lib/worktrees.ts";
 export {
   ask,

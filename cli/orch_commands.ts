@@ -15,6 +15,7 @@ import { addWorktreeState, blockedTasks, runShow, statusView, type StatusView, t
 import { EVENT_DESCRIPTIONS, EVENT_TYPES, type OrchEvent, parseEventTypes } from "../lib/events.ts";
 import { waitForEvents } from "../lib/wait.ts";
 import { registerCleanup } from "./cleanup_command.ts";
+import { registerArchive } from "./archive_command.ts";
 import { kv, oneLine, paint, relative, status, table } from "./_format.ts";
 
 const runId = (v: unknown) => check(idSchema("--run"), v, "--run");
@@ -688,6 +689,7 @@ Example:
   );
 
   registerCleanup(program);
+  registerArchive(program);
 }
 
 export type { Context };

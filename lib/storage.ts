@@ -17,6 +17,13 @@ import { OrchError } from "./errors.ts";
 export interface StoreOptions extends Partial<LockOptions> {
   /** Told how long each phase of a write took, in ms (the CLI prints them with ORCH_DEBUG_TIMING=1). */
   onTiming?: (phase: WritePhase, ms: number) => void;
+  /**
+   * After a transaction that changed something, run VACUUM before exporting so
+   * the written file drops its free pages (`orch archive` uses it after a large
+   * delete). VACUUM cannot run inside the transaction, hence an option rather
+   * than something `fn` could do. Off by default: it rewrites every page.
+   */
+  compact?: boolean;
 }
 
 export type WritePhase = "lock_wait" | "load" | "apply" | "export" | "flush";
@@ -255,6 +262,7 @@ export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, opt
     try {
       if (schemaVersion(db) === 0) throw notInitialised(db, dbPath);
       const result = runInTransaction(db, dbPath, fn);
+      if (result.changed && options.compact) db.exec("VACUUM");
       phase("apply");
       if (result.changed) {
         testHold("before_write");
