@@ -3,30 +3,14 @@
  * repositories: a fresh worktree and branch per attempt from a committed
  * base, nothing half-made on failure, dirty main checkouts, concurrency.
  */
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import * as path from "node:path";
 import { fails, ok, run } from "./_helpers.ts";
-import { codeSetup, commitFile, git, orchBranches, worktreeList } from "./code_fixtures.ts";
+import { commitFile, git, orchBranches, worktreeList, codeSetups, expectNothingMade } from "./code_fixtures.ts";
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  while (cleanups.length) cleanups.pop()!();
-});
-function setup(opts: Parameters<typeof codeSetup>[0] = {}) {
-  const s = codeSetup(opts);
-  cleanups.push(s.cleanup);
-  return s;
-}
-
-/** The task has no attempt, no branch and no worktree: nothing half-made. */
-function expectNothingMade(s: ReturnType<typeof setup>, task = "T1") {
-  expect(ok(s.cli.orch("task", "show", "--run", "r1", "--task", task)).attempts).toEqual([]);
-  expect(orchBranches(s.repo)).toEqual([]);
-  expect(worktreeList(s.repo).map((w) => w.path)).toEqual([s.repo]);
-  expect(existsSync(path.join(s.repo, ".orch", "worktrees", "r1", `${task}-a1`))).toBe(false);
-}
+const { setup } = codeSetups();
 
 describe("dispatch --execution-mode code", () => {
   test("happy path: worktree at the recorded path, on the recorded branch, at the base commit; main checkout stays clean", () => {

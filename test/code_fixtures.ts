@@ -1,6 +1,7 @@
 /** Shared fixtures for the code-mode tests: real temporary git repositories and a run with tasks. */
+import { afterEach, expect } from "vitest";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, realpathSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { cliFor, ok, type RuntimeKind, run, tempDir } from "./_helpers.ts";
 
@@ -71,4 +72,30 @@ export function codeSetup(opts: { runtime?: RuntimeKind; branch?: string; tasks?
 /** A worker claims the attempt's thread; returns the lease token. */
 export function claim(cli: ReturnType<typeof cliFor>, thread: number, as = "w1"): string {
   return ok(cli.inbox("claim", "--as", as, "--thread", String(thread))).lease.token;
+}
+
+/**
+ * `codeSetup` for a test file: every repository made through `setup`, and
+ * everything handed to `later`, is removed after its test.
+ */
+export function codeSetups() {
+  const cleanups: (() => void)[] = [];
+  afterEach(() => {
+    while (cleanups.length) cleanups.pop()!();
+  });
+  const later = (cleanup: () => void): void => void cleanups.push(cleanup);
+  const setup = (opts: Parameters<typeof codeSetup>[0] = {}) => {
+    const s = codeSetup(opts);
+    later(s.cleanup);
+    return s;
+  };
+  return { setup, later };
+}
+
+/** The task has no attempt, no branch and no worktree: nothing half-made. */
+export function expectNothingMade(s: ReturnType<typeof codeSetup>, task = "T1"): void {
+  expect(ok(s.cli.orch("task", "show", "--run", "r1", "--task", task)).attempts).toEqual([]);
+  expect(orchBranches(s.repo)).toEqual([]);
+  expect(worktreeList(s.repo).map((w) => w.path)).toEqual([s.repo]);
+  expect(existsSync(path.join(s.repo, ".orch", "worktrees", "r1", `${task}-a1`))).toBe(false);
 }

@@ -3,30 +3,14 @@
  * worktrees; ids, refs and paths can neither escape the workspace root nor be
  * read by git as options (also checked on the library function, for NUL).
  */
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { createWorkspace } from "../lib/worktrees.ts";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { fails, ok, ROOT, tempDir } from "./_helpers.ts";
-import { claim, codeSetup, commitFile, git, gitCode, makeRepo, orchBranches, worktreeList } from "./code_fixtures.ts";
+import { claim, commitFile, git, gitCode, makeRepo, orchBranches, worktreeList, codeSetups, expectNothingMade } from "./code_fixtures.ts";
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  while (cleanups.length) cleanups.pop()!();
-});
-function setup(opts: Parameters<typeof codeSetup>[0] = {}) {
-  const s = codeSetup(opts);
-  cleanups.push(s.cleanup);
-  return s;
-}
-
-/** The task has no attempt, no branch and no worktree: nothing half-made. */
-function expectNothingMade(s: ReturnType<typeof setup>, task = "T1") {
-  expect(ok(s.cli.orch("task", "show", "--run", "r1", "--task", task)).attempts).toEqual([]);
-  expect(orchBranches(s.repo)).toEqual([]);
-  expect(worktreeList(s.repo).map((w) => w.path)).toEqual([s.repo]);
-  expect(existsSync(path.join(s.repo, ".orch", "worktrees", "r1", `${task}-a1`))).toBe(false);
-}
+const { setup, later } = codeSetups();
 
 describe("retry and reassign in code mode", () => {
   test("retry gets a fresh branch and worktree; the previous attempt's branch and commits are kept", () => {
@@ -133,7 +117,7 @@ describe("ids, refs and paths cannot escape or be read as options", () => {
   test("a different repository than cwd via --repo-path; the workspace root defaults inside it", () => {
     const s = setup();
     const t = tempDir("orch-other-");
-    cleanups.push(t.cleanup);
+    later(t.cleanup);
     const other = makeRepo(path.join(t.dir, "other"), "develop");
     const a = ok(s.cli.orch("dispatch", "--run", "r1", "--task", "T1", "--execution-mode", "code", "--repo-path", other.repo)).attempt;
     expect(a.repo_path).toBe(other.repo);
@@ -147,7 +131,7 @@ describe("ids, refs and paths cannot escape or be read as options", () => {
 /** Just a repository (the library tests need no database). */
 function bareRepo() {
   const t = tempDir("orch-lib-");
-  cleanups.push(t.cleanup);
+  later(t.cleanup);
   return makeRepo(path.join(t.dir, "repo"));
 }
 
