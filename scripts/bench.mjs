@@ -21,7 +21,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { build } from "esbuild";
+import { bundleLibForNode } from "./_bundle_lib.mjs";
 import { buildBundle } from "./build.mjs";
 import { compile } from "./compile.mjs";
 
@@ -170,22 +170,7 @@ async function fixturesModule() {
   const dir = path.join(root, "dist", ".bench");
   mkdirSync(dir, { recursive: true });
   const outfile = path.join(dir, "bench_fixtures.mjs");
-  await build({
-    entryPoints: [path.join(root, "scripts", "bench_fixtures.ts")],
-    outfile,
-    bundle: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    banner: {
-      js: [
-        'import { createRequire as __benchRequire } from "node:module";',
-        "const require = __benchRequire(import.meta.url);",
-        `const __dirname = ${JSON.stringify(path.join(root, "node_modules", "sql.js", "dist"))};`,
-      ].join("\n"),
-    },
-    logLevel: "warning",
-  });
+  await bundleLibForNode({ entry: path.join(root, "scripts", "bench_fixtures.ts"), outfile });
   // imported lazily: only the fallback wake-up measurements write in-process (on the small database)
   let mod;
   return {

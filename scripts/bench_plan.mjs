@@ -58,7 +58,7 @@ function cli(db, args, entry = "orch") {
 
 /** Builds the 1,000-task database in one process through the library (bundled on the fly: Node 20 cannot import .ts). */
 async function fixtureModule() {
-  const { build } = await import("esbuild");
+  const { bundleLibForNode } = await import("./_bundle_lib.mjs");
   // inside the repo, so the bundled lib/_wasm.ts finds sql.js's WASM file from there
   const dir = path.join(ROOT, "dist", ".bench");
   mkdirSync(dir, { recursive: true });
@@ -91,22 +91,7 @@ async function fixtureModule() {
         for (const id of topo.slice(0, Math.floor(n / 3))) setTaskStatus(tx, run, id, "done");
       });
     }`;
-  await build({
-    stdin: { contents, resolveDir: ROOT, loader: "ts", sourcefile: "plan_fixture.ts" },
-    outfile,
-    bundle: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    banner: {
-      js: [
-        'import { createRequire as __benchRequire } from "node:module";',
-        "const require = __benchRequire(import.meta.url);",
-        `const __dirname = ${JSON.stringify(path.join(ROOT, "node_modules", "sql.js", "dist"))};`,
-      ].join("\n"),
-    },
-    logLevel: "warning",
-  });
+  await bundleLibForNode({ stdin: { contents, sourcefile: "plan_fixture.ts" }, outfile });
   return await import(pathToFileURL(outfile).href);
 }
 
