@@ -114,14 +114,17 @@ Example:
       .option("--body-file <path>", "read the message text from a file")
       .option("--payload-json <json>", "structured payload (a JSON object)")
       .addHelpText("after", `
-A message of kind result, failure, question, answer or cancel on an attempt's
-thread is folded into the task's state at once (a manual repair); prefer the
-worker verbs (done, fail, ask) and \`orch answer\` for routine work.
+On a thread that belongs to an attempt only notes and progress can be sent:
+the kinds that change an attempt's state (question, answer, result, failure,
+cancel) go through the lease-checked worker verbs (ask, done, fail) and the
+leader's verbs (\`orch answer\`, \`orch cancel\`, \`orch reassign\`), so a stale
+worker can never overwrite its successor.
 
 Output (--json): {"ok": true, "thread": {...}, "message": {"id", "thread_id", "kind", "from", "to", "body", "payload", "created_at"}, "created_thread": bool}
 
 Errors: usage (exit 2) no --to for a new thread, bad id or kind, empty/oversized body, bad
---payload-json; not_found (exit 3) unknown --thread.
+--payload-json; not_found (exit 3) unknown --thread; invalid_state (exit 4) a state-changing
+kind on an attempt's thread.
 
 Examples:
   inbox --db ./coord.db --json send --to qa-worker --body "Please look at the flaky test logs."
@@ -211,7 +214,9 @@ Exactly one of several simultaneous claimers wins; the others get already_claime
 Keep the printed lease token: every later write (heartbeat, progress, ask, done,
 fail, release) needs it as --token.
 
-Output (--json): {"ok": true, "thread": {...}, "lease": {"token", "worker", "claimed_at", "expires_at", "seconds"}, "messages": [...the assignment...]}
+Output (--json): {"ok": true, "thread": {...}, "lease": {"token", "worker", "claimed_at", "expires_at", "seconds"},
+                  "messages": [...the assignment, then the latest 200...], "messages_truncated": bool}
+(when messages_truncated is true, read the rest with \`inbox show --thread ID\`)
 
 Errors:
   usage (exit 2)            missing/invalid --as, --thread or --lease-seconds (1..${MAX_WAIT_SECONDS})

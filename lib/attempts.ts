@@ -8,8 +8,8 @@ import * as rt from "./_runtime.ts";
 import { OrchError } from "./errors.ts";
 import { appendEvent } from "./events.ts";
 import { assertRunOpen, getRun, setRunStatus } from "./runs.ts";
-import { assertReady, getTaskRow, setTaskStatus, type TaskRow, toTask, type Task } from "./tasks.ts";
-import { createThread, currentLease, endLease, getThreadRow, type Lease, type LeaseRow, type Message, postMessage, setThreadStatus, threadMessages, toLease } from "./inbox.ts";
+import { assertReady, describeBlockers, getTaskRow, waitingOn, setTaskStatus, type TaskRow, toTask, type Task } from "./tasks.ts";
+import { createThread, currentLease, endLease, getThreadRow, type Lease, type LeaseRow, type Message, latestMessageOfKind, postMessage, setThreadStatus, toLease } from "./inbox.ts";
 import { foldAttempt } from "./reconcile.ts";
 import { isoTime } from "./_time.ts";
 
@@ -256,6 +256,14 @@ export function checkRetry(db: Db, input: { run: string; task: string }): { row:
       : undefined;
     throw new OrchError("invalid_state", `task ${row.id} cannot be retried: it is ${row.status} (retry is for failed or cancelled tasks)`, { hint });
   }
+  // a task cancelled before it ever started may still wait on others
+  const blockers = waitingOn(db, row.run_id, row.id);
+  if (blockers.length > 0) {
+    throw new OrchError("not_ready", `task ${row.id} cannot be retried yet: waiting on ${describeBlockers(blockers)}`, {
+      hint: `retry it once those are done; see \`orch status --run ${row.run_id}\``,
+      details: { waiting_on: blockers },
+    });
+  }
   return { row, previous: latestAttemptRow(db, input.run, input.task) };
 }
 
@@ -286,7 +294,7 @@ export interface ReassignInput extends RetryInput {
   to: string;
 }
 
-export function checkReassign(db: Db, input: { run: string; task: string }): { row: TaskRow; active: AttemptRow } {
+export function checkReassign(db: Db, input: { run: string; task: string; to?: string }): { row: TaskRow; active: AttemptRow } {
   assertRunOpen(getRun(db, input.run));
   foldAttemptsOf(db, input.run, input.task);
   const row = getTaskRow(db, input.run, input.task);
@@ -294,6 +302,12 @@ export function checkReassign(db: Db, input: { run: string; task: string }): { r
   if (!active) {
     throw new OrchError("invalid_state", `task ${row.id} has no active attempt to reassign (it is ${row.status})`, {
       hint: row.status === "failed" ? `use \`orch retry --run ${row.run_id} --task ${row.id} --to WORKER\`` : undefined,
+    });
+  }
+  // refusing this keeps a repeated reassign (an agent retrying after a timeout) from cancelling its own result
+  if (input.to !== undefined && input.to === active.worker) {
+    throw new OrchError("invalid_state", `task ${row.id} is already assigned to ${active.worker} (attempt ${active.number}, ${active.status}); reassign moves a task to another worker`, {
+      hint: `to start over with the same worker, \`orch cancel --run ${row.run_id} --task ${row.id}\` then \`orch retry\``,
     });
   }
   return { row, active };
@@ -345,7 +359,7 @@ export function answer(db: Db, input: AnswerInput): { task: Task; attempt: Attem
       hint: `see open questions with \`orch blocked --run ${row.run_id}\``,
     });
   }
-  const question = threadMessages(db, active.thread_id).filter((m) => m.kind === "question").pop()!;
+  const question = latestMessageOfKind(db, active.thread_id, "question")!;
   const reply = postMessage(db, {
     thread_id: active.thread_id,
     kind: "answer",

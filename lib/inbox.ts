@@ -208,10 +208,17 @@ export function send(db: Db, input: SendInput): { thread: Thread; message: Messa
     created = true;
   }
   const thread = getThreadRow(db, threadId);
+  const kind = input.kind ?? "note";
+  if (thread.attempt_id !== null && kind !== "note" && kind !== "progress") {
+    // these kinds change an attempt's state; on an attempt's thread they go through the
+    // lease-checked worker verbs and the leader's verbs, so a stale worker can never
+    // overwrite its successor with a token-less send
+    throw new OrchError("invalid_state", `thread ${thread.id} belongs to an attempt: a ${kind} cannot be sent on it with \`inbox send\``, {
+      hint: "workers use `inbox ask`, `done` or `fail` with their lease token; the leader uses `orch answer`, `orch cancel` or `orch reassign`",
+    });
+  }
   const to = input.to ?? (input.from === thread.assigned_to ? thread.created_by : thread.assigned_to);
-  const message = postMessage(db, { thread_id: threadId, kind: input.kind ?? "note", from: input.from, to, body: input.body, payload: input.payload });
-  // a repair message on an attempt's thread (e.g. a result) is folded into task state at once
-  if (thread.attempt_id !== null) foldAttempt(db, getAttemptRow(db, thread.attempt_id), rt.now());
+  const message = postMessage(db, { thread_id: threadId, kind, from: input.from, to, body: input.body, payload: input.payload });
   return { thread: toThread(db, getThreadRow(db, threadId)), message, created_thread: created };
 }
 
@@ -235,6 +242,25 @@ export function listThreads(db: Db, f: ListFilter = {}): Thread[] {
   if (f.status !== undefined) (where.push("status = ?"), params.push(f.status));
   const sql = `SELECT * FROM threads ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
   return db.all<ThreadRow>(sql, [...params, f.limit ?? 100]).map((r) => toThread(db, r)).reverse();
+}
+
+/** The newest message of one kind on a thread (e.g. the open question). */
+export function latestMessageOfKind(db: Db, threadId: number, kind: MessageKind): Message | undefined {
+  const row = db.get<MessageRow>("SELECT * FROM messages WHERE thread_id = ? AND kind = ? ORDER BY id DESC LIMIT 1", [threadId, kind]);
+  return row && toMessage(row);
+}
+
+/**
+ * What a claimer needs to read: the first message (the assignment) and the
+ * latest ones, in order. `messages_truncated` says that some in between were
+ * left out (read them with `inbox show --thread ID --after N`).
+ */
+export function recentMessages(db: Db, threadId: number, max = 200): { messages: Message[]; messages_truncated: boolean } {
+  const first = db.all<MessageRow>("SELECT * FROM messages WHERE thread_id = ? ORDER BY id LIMIT 1", [threadId]);
+  const latest = db.all<MessageRow>("SELECT * FROM messages WHERE thread_id = ? ORDER BY id DESC LIMIT ?", [threadId, max]).reverse();
+  const total = Number(db.value("SELECT count(*) FROM messages WHERE thread_id = ?", [threadId]));
+  const rows = first.length > 0 && latest[0]?.id !== first[0]!.id ? [first[0]!, ...latest] : latest;
+  return { messages: rows.map(toMessage), messages_truncated: rows.length < total };
 }
 
 export function threadMessages(db: Db, threadId: number, afterId = 0, limit = 1000): Message[] {
@@ -319,7 +345,7 @@ export function claim(db: Db, input: ClaimInput): ClaimResult {
   if (thread.attempt_id !== null) foldAttempt(db, getAttemptRow(db, thread.attempt_id), now, input.worker);
   const row = getThreadRow(db, thread.id);
   const lease = db.get<LeaseRow>("SELECT * FROM leases WHERE token = ?", [token])!;
-  return { thread: toThread(db, row), lease: { ...toLease(lease)!, token }, messages: threadMessages(db, thread.id) };
+  return { thread: toThread(db, row), lease: { ...toLease(lease)!, token }, ...recentMessages(db, thread.id) };
 }
 
 function closedThreadError(db: Db, thread: ThreadRow): OrchError {
@@ -469,11 +495,12 @@ export function release(db: Db, token: string): WorkerWriteResult {
 }
 
 /** Messages addressed to a worker after a cursor (answers, cancellations, notes). */
-export function messagesFor(db: Db, worker: string, afterId: number, threadId?: number): Message[] {
-  const rows = threadId === undefined
-    ? db.all<MessageRow>("SELECT * FROM messages WHERE recipient = ? AND id > ? ORDER BY id LIMIT 500", [worker, afterId])
-    : db.all<MessageRow>("SELECT * FROM messages WHERE thread_id = ? AND recipient = ? AND id > ? ORDER BY id LIMIT 500", [threadId, worker, afterId]);
-  return rows.map(toMessage);
+export function messagesFor(db: Db, worker: string, afterId: number, threadId?: number, kinds?: readonly string[]): Message[] {
+  const where = ["recipient = ?", "id > ?"];
+  const params: (string | number)[] = [worker, afterId];
+  if (threadId !== undefined) (where.push("thread_id = ?"), params.push(threadId));
+  if (kinds && kinds.length > 0) (where.push(`kind IN (${kinds.map(() => "?").join(",")})`), params.push(...kinds));
+  return db.all<MessageRow>(`SELECT * FROM messages WHERE ${where.join(" AND ")} ORDER BY id LIMIT 500`, params).map(toMessage);
 }
 
 /** The thread a lease token belongs to (for `ask --wait`), without checking the lease. */

@@ -120,8 +120,7 @@ export interface WaitMessagesInput {
 /** Blocks until messages addressed to the worker arrive after the cursor. */
 export async function waitForMessages(dbPath: string, input: WaitMessagesInput): Promise<{ messages: Message[]; timed_out: boolean; cursor: number }> {
   const outcome = await pollDatabase<Message[]>(dbPath, (db) => {
-    const found = messagesFor(db, input.worker, input.after, input.thread)
-      .filter((m) => !input.kinds || input.kinds.includes(m.kind));
+    const found = messagesFor(db, input.worker, input.after, input.thread, input.kinds);
     return found.length > 0 ? { value: found } : {};
   }, { timeoutMs: input.timeoutMs });
   const messages = outcome.value ?? [];
