@@ -16,6 +16,7 @@
  * reads it. "cpu" is the child's user+system time (from /proc/self/stat after
  * reaping), which is steadier than wall time on a busy machine.
  */
+import { childrenCpuMs, procCpuMs } from "./_proc_cpu.mjs";
 import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
@@ -57,37 +58,17 @@ const SPECS = {
 
 // ---- measuring -------------------------------------------------------------
 
-const CLK_TCK = 100;
-/** CPU seconds of this process's reaped children (utime + stime of the children, /proc/self/stat fields 16-17). */
-function childCpuMs() {
-  try {
-    const stat = readFileSync("/proc/self/stat", "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(f[13]) + Number(f[14])) * 1000) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
 
-function procCpuMs(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
 
 const ENV = { ...process.env, NO_COLOR: "1" };
 
 /** Runs a command once; returns wall ms and child cpu ms. Throws if it fails. */
 function runOnce(cmd, args, env = {}) {
-  const cpu0 = childCpuMs();
+  const cpu0 = childrenCpuMs();
   const t0 = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { env: { ...ENV, ...env }, encoding: "utf8", maxBuffer: 512 * 1024 * 1024, stdio: ["ignore", "pipe", "pipe"] });
   const wall = Number(process.hrtime.bigint() - t0) / 1e6;
-  const cpu = childCpuMs() - cpu0;
+  const cpu = childrenCpuMs() - cpu0;
   if (r.status !== 0) throw new Error(`${path.basename(cmd)} ${args.join(" ")} exited ${r.status ?? r.signal}\n${r.stdout?.slice(0, 2000)}\n${r.stderr?.slice(0, 2000)}`);
   return { wall, cpu, stdout: r.stdout, stderr: r.stderr };
 }

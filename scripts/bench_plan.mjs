@@ -17,6 +17,7 @@
  * Library: `import { benchPlan, formatRows } from "./bench_plan.mjs"`; benchPlan() returns rows
  * { metric, n, median, p95, unit, goal, pass } (median/p95 null where one value is measured).
  */
+import { childrenCpuMs, procCpuMs } from "./_proc_cpu.mjs";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,7 +29,6 @@ const BUNDLE = path.join(ROOT, "dist", "orch.mjs");
 export const WAKE_GOAL_P95_MS = 250;
 export const IDLE_CPU_GOAL_MS_PER_MIN = 1000;
 
-const CLK_TCK = 100; // USER_HZ on Linux
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const env = (entry) => ({ ...process.env, ORCH_ENTRY: entry, NO_COLOR: "1" });
 
@@ -95,16 +95,6 @@ async function fixtureModule() {
   return await import(pathToFileURL(outfile).href);
 }
 
-/** CPU milliseconds of this process's reaped children (cutime + cstime), NaN without /proc. */
-function childrenCpuMs() {
-  try {
-    const stat = readFileSync("/proc/self/stat", "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(f[13]) + Number(f[14])) * 1000) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
 
 /** Wall time (spawn to exit) and CPU time of one CLI call; CPU is steadier than wall time on a busy machine. */
 function timed(db, args) {
@@ -145,11 +135,6 @@ async function wakeTrial(db, run, i, settleMs) {
   return r.at - w.at;
 }
 
-function procCpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-}
 
 /** CPU a blocked `wait` uses while nothing happens, per minute; null where /proc is missing. */
 async function idleCpu(db, run, seconds) {
