@@ -122,7 +122,7 @@ describe("a worker following the brief word for word", () => {
     expect(asked.json).toMatchObject({ ok: true, timed_out: true, answer: null });
     const qid = asked.json.message.id;
     ok(d.cli.orch("answer", "--run", "blog_mvp_001", "--task", "T1", "--body", "Yes."));
-    const waited = sh(lineWith(text, "wait").replace("MESSAGE_ID", String(qid)).replace(/--timeout-seconds \d+/, "--timeout-seconds 5"));
+    const waited = sh(withToken(lineWith(text, "wait")).replace("MESSAGE_ID", String(qid)).replace(/--timeout-seconds \d+/, "--timeout-seconds 5"));
     expect(waited.json.messages.map((m: any) => [m.kind, m.body])).toEqual([["answer", "Yes."]]);
     const done = sh(withToken(lineWith(text, "done")));
     expect(done.json.ok).toBe(true);
