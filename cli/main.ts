@@ -10,7 +10,7 @@ import { OrchError, toOrchError, EXIT_CODES } from "../lib/errors.ts";
 import { type CommandResult, Context, type GlobalOptions, type Io } from "./_context.ts";
 import { renderError, renderResult } from "./render.ts";
 import { setColor } from "./_format.ts";
-import { VERSION } from "../lib/version.ts";
+import { VERSION, versionInfo } from "../lib/version.ts";
 import { mark } from "./_timing.ts";
 
 export type EntryName = "orch" | "inbox" | "orch-worker-brief";
@@ -122,14 +122,14 @@ export async function runCli(args: readonly string[], entry: EntryName, io: Io):
   const json = args.includes("--json");
   try {
     mark("cli_start");
-    const program = await buildProgram(entry);
-    mark("program_built");
     const first = args.find((a) => a !== "--json");
     if (first === "--version" || first === "-V") {
-      const { versionInfo } = await import("../lib/version.ts");
+      // answered before the command tree is built: it needs none of it
       const info = await versionInfo();
       return renderResult({ data: { ...info }, text: `${entry} ${info.version} (${info.runtime} ${info.runtime_version}${info.compiled ? ", compiled" : ""}; SQLite ${info.sqlite})` }, json, io);
     }
+    const program = await buildProgram(entry);
+    mark("program_built");
     configureTree(program, io);
     await program.parseAsync([...args], { from: "user" });
     if (!session.result) return 0; // help was shown

@@ -26,7 +26,7 @@ const optBody = (o: { body?: string; bodyFile?: string }) => {
   const body = bodyFrom(o, false);
   return body === undefined ? undefined : check(bodySchema(), body, "--body");
 };
-const modeSchema = z.enum(["analysis", "code"], { message: "must be analysis or code" });
+const modeSchema = z.enum(attempts.EXECUTION_MODES, { message: `must be ${attempts.EXECUTION_MODES.join(" or ")}` });
 
 function required(o: Record<string, unknown>, ...flags: string[]): void {
   for (const flag of flags) {

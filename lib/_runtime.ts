@@ -62,10 +62,6 @@ export function preferQuickWasmStartup(): void {
   }
 }
 
-export function cpuUsageMicros(): number {
-  const u = process.cpuUsage();
-  return u.user + u.system;
-}
 
 // ---- file system -----------------------------------------------------------
 
@@ -87,14 +83,12 @@ export function statOrNull(p: string): fs.Stats | null {
 export const readFile = (p: string): Uint8Array => fs.readFileSync(p);
 export const readText = (p: string): string => fs.readFileSync(p, "utf8");
 export const writeText = (p: string, text: string): void => fs.writeFileSync(p, text);
-export const unlink = (p: string): void => fs.unlinkSync(p);
 export const rename = (from: string, to: string): void => fs.renameSync(from, to);
 export const link = (from: string, to: string): void => fs.linkSync(from, to);
 export const readdir = (p: string): string[] => fs.readdirSync(p);
 export const mkdirp = (p: string): void => void fs.mkdirSync(p, { recursive: true });
 export const exists = (p: string): boolean => fs.existsSync(p);
 export const realpath = (p: string): string => fs.realpathSync(p);
-export const rmrf = (p: string): void => fs.rmSync(p, { recursive: true, force: true });
 export const rmdir = (p: string): void => fs.rmdirSync(p);
 /** Appends with O_APPEND, so concurrent writers never overwrite each other. */
 export const appendText = (p: string, text: string): void => fs.appendFileSync(p, text);

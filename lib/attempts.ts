@@ -8,14 +8,14 @@ import * as rt from "./_runtime.ts";
 import { OrchError } from "./errors.ts";
 import { appendEvent } from "./events.ts";
 import { assertRunOpen, getRun, setRunStatus } from "./runs.ts";
-import { assertReady, describeBlockers, getTaskRow, waitingOn, setTaskStatus, type TaskRow, toTask, type Task } from "./tasks.ts";
+import { assertReady, describeBlockers, getTaskRow, isActive, waitingOn, setTaskStatus, type TaskRow, toTask, type Task } from "./tasks.ts";
 import { createThread, currentLease, endLease, getThreadRow, type Lease, type LeaseRow, type Message, latestMessageOfKind, postMessage, setThreadStatus, toLease } from "./inbox.ts";
 import { foldAttempt } from "./reconcile.ts";
 import { isoTime } from "./_time.ts";
 
 export type AttemptStatus = "dispatched" | "running" | "blocked" | "done" | "failed" | "cancelled";
-export type ExecutionMode = "analysis" | "code";
-export const EXECUTION_MODES: readonly ExecutionMode[] = ["analysis", "code"];
+export const EXECUTION_MODES = ["analysis", "code"] as const;
+export type ExecutionMode = (typeof EXECUTION_MODES)[number];
 
 export interface AttemptRow {
   id: number;
@@ -249,7 +249,7 @@ export function checkRetry(db: Db, input: { run: string; task: string }): { row:
   foldAttemptsOf(db, input.run, input.task);
   const row = getTaskRow(db, input.run, input.task);
   if (row.status !== "failed" && row.status !== "cancelled") {
-    const hint = ["dispatched", "running", "blocked"].includes(row.status)
+    const hint = isActive(row.status)
       ? "it has an active attempt: use `orch reassign` to replace it"
       : row.status === "pending"
       ? "it was never dispatched: use `orch dispatch`"

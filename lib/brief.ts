@@ -12,7 +12,7 @@ import type { Db } from "./sqlite.ts";
 import { readSnapshot } from "./storage.ts";
 import { getRun } from "./runs.ts";
 import { getTaskRow } from "./tasks.ts";
-import { type AttemptRow } from "./attempts.ts";
+import { type AttemptRow, EXECUTION_MODES } from "./attempts.ts";
 import { DEFAULT_LEASE_SECONDS, threadMessages } from "./inbox.ts";
 import { idSchema } from "./validate.ts";
 import { loadDefaultBriefTemplate } from "./_brief_template.ts";
@@ -64,7 +64,7 @@ export const dispatchJsonSchema = z.object({
     number: positiveInt,
     thread_id: positiveInt,
     assigned_to: idSchema("attempt.assigned_to"),
-    execution_mode: z.enum(["analysis", "code"]),
+    execution_mode: z.enum(EXECUTION_MODES),
     worktree_path: optionalText,
     branch: optionalText,
     base_commit: optionalText,

@@ -12,7 +12,7 @@ import { OrchError } from "./errors.ts";
 import { appendEvent } from "./events.ts";
 import { type AttemptRow, getAttemptRow, listAttemptRows } from "./attempts.ts";
 import { getRun } from "./runs.ts";
-import { getTaskRow } from "./tasks.ts";
+import { getTaskRow, isActive } from "./tasks.ts";
 import { readReconciled } from "./reconcile.ts";
 import { type StoreOptions, writeTransaction } from "./storage.ts";
 import { isoTime } from "./_time.ts";
@@ -74,8 +74,6 @@ export interface CleanupResult {
   /** Repositories where `git worktree prune` ran. */
   pruned: string[];
 }
-
-const ACTIVE = new Set(["dispatched", "running", "blocked"]);
 
 /** The attempts the selector names, checked against the run. */
 function selectAttempts(db: Db, input: CleanupInput): AttemptRow[] {
@@ -199,7 +197,7 @@ export async function cleanup(dbPath: string, input: CleanupInput, store: StoreO
       if (input.attempt !== undefined) skip(row, "analysis attempt: it has no worktree");
       continue;
     }
-    if (ACTIVE.has(row.status)) {
+    if (isActive(row.status)) {
       skip(row, `attempt is still ${row.status}: its worker may be using the worktree (cancel or finish it first)`);
       continue;
     }

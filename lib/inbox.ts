@@ -503,8 +503,3 @@ export function messagesFor(db: Db, worker: string, afterId: number, threadId?: 
   return db.all<MessageRow>(`SELECT * FROM messages WHERE ${where.join(" AND ")} ORDER BY id LIMIT 500`, params).map(toMessage);
 }
 
-/** The thread a lease token belongs to (for `ask --wait`), without checking the lease. */
-export function threadOfToken(db: Db, token: string): { thread_id: number; worker: string } | undefined {
-  const row = db.get<LeaseRow>("SELECT * FROM leases WHERE token = ?", [token]);
-  return row && { thread_id: row.thread_id, worker: row.worker };
-}

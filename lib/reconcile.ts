@@ -10,14 +10,12 @@ import * as rt from "./_runtime.ts";
 import { appendEvent } from "./events.ts";
 import { type AttemptRow, type AttemptStatus, getAttemptRow } from "./attempts.ts";
 import { currentLease, endLease, getThreadRow, type LeaseRow, preview, setThreadStatus } from "./inbox.ts";
-import { finishRunIfComplete, setTaskStatus } from "./tasks.ts";
+import { finishRunIfComplete, isActive, setTaskStatus } from "./tasks.ts";
 import { isoTime } from "./_time.ts";
 import { readSnapshot, type StoreOptions, writeTransaction } from "./storage.ts";
 import { getRun } from "./runs.ts";
 
 export { getAttemptRow };
-
-const ACTIVE: readonly AttemptStatus[] = ["dispatched", "running", "blocked"];
 
 interface Decisive {
   id: number;
@@ -52,7 +50,7 @@ function targetOf(db: Db, a: AttemptRow, now: number): Target {
 
 /** True if folding would change this attempt (used to keep reads lock-free). */
 export function needsFold(db: Db, a: AttemptRow, now: number): boolean {
-  return ACTIVE.includes(a.status) && targetOf(db, a, now).status !== a.status;
+  return isActive(a.status) && targetOf(db, a, now).status !== a.status;
 }
 
 /**
@@ -60,7 +58,7 @@ export function needsFold(db: Db, a: AttemptRow, now: number): boolean {
  * Returns true if anything changed.
  */
 export function foldAttempt(db: Db, a: AttemptRow, now: number, actor?: string): boolean {
-  if (!ACTIVE.includes(a.status)) return false;
+  if (!isActive(a.status)) return false;
   const t = targetOf(db, a, now);
   if (t.status === a.status) return false;
   const thread = getThreadRow(db, a.thread_id);

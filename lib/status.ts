@@ -4,7 +4,7 @@
  */
 import type { Db } from "./sqlite.ts";
 import { getRun, type Run, taskCounts, type TaskCounts } from "./runs.ts";
-import { type Blocker, getTaskRow, listTaskRows, type TaskStatus, toTask, type Task, waitingOnAll } from "./tasks.ts";
+import { type Blocker, getTaskRow, isActive, listTaskRows, type TaskStatus, toTask, type Task, waitingOnAll } from "./tasks.ts";
 import { type Attempt, type AttemptRow, latestAttemptRow, toAttempt } from "./attempts.ts";
 import { type LeaseRow, type Message, preview, toMessage } from "./inbox.ts";
 import { lastEventId } from "./events.ts";
@@ -110,7 +110,7 @@ function nextActions(tasks: readonly TaskView[], run: Run, lastEventId: number):
       command: `orch retry --run ${r} --task ${dead[0]!.task_id}${to}`,
     });
   }
-  const working = tasks.filter((t) => ["dispatched", "running", "blocked"].includes(t.status));
+  const working = tasks.filter((t) => isActive(t.status));
   if (working.length > 0) {
     next.push({
       action: "wait",

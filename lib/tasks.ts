@@ -12,7 +12,12 @@ import { isoTime } from "./_time.ts";
  * (a question is open); done; failed (the latest attempt failed); cancelled.
  */
 export type TaskStatus = "pending" | "dispatched" | "running" | "blocked" | "done" | "failed" | "cancelled";
-export const ACTIVE_TASK_STATUSES: readonly TaskStatus[] = ["dispatched", "running", "blocked"];
+/** The statuses of a task, or of an attempt, that has a live attempt. */
+export const ACTIVE_STATUSES = ["dispatched", "running", "blocked"] as const;
+
+export function isActive(status: string): boolean {
+  return (ACTIVE_STATUSES as readonly string[]).includes(status);
+}
 
 export interface Task {
   run_id: string;
@@ -214,12 +219,12 @@ export function readyTasks(db: Db, runId: string): Task[] {
 /** Throws not_ready/invalid_state unless the task can be dispatched now. */
 export function assertReady(db: Db, row: TaskRow): void {
   if (row.status !== "pending") {
-    const what = ["dispatched", "running", "blocked"].includes(row.status)
+    const what = isActive(row.status)
       ? `it already has an active attempt (${row.status})`
       : `it is ${row.status}`;
     const hint = row.status === "failed"
       ? `use \`orch retry --run ${row.run_id} --task ${row.id}\` for a fresh attempt`
-      : ["dispatched", "running", "blocked"].includes(row.status)
+      : isActive(row.status)
       ? `use \`orch reassign\` to move it to another worker, or \`orch status --run ${row.run_id}\` to see it`
       : undefined;
     throw new OrchError("invalid_state", `task ${row.id} cannot be dispatched: ${what}`, { hint });
