@@ -80,7 +80,28 @@ export function statOrNull(p: string): fs.Stats | null {
   }
 }
 
-export const readFile = (p: string): Uint8Array => fs.readFileSync(p);
+/**
+ * Reads a whole file into a new buffer `room` bytes longer than the file (the
+ * room costs no memory until written: fresh pages are mapped on first touch).
+ * Size and bytes come from one open file, so a file replaced by rename
+ * meanwhile is still read whole, from its old version.
+ */
+export function readFileWithRoom(p: string, room: number): { buffer: Uint8Array; length: number } {
+  const fd = fs.openSync(p, "r");
+  try {
+    const size = fs.fstatSync(fd).size;
+    const buffer = new Uint8Array(size + room);
+    let length = 0;
+    while (length < size) {
+      const n = fs.readSync(fd, buffer, length, size - length, length);
+      if (n === 0) break; // shorter than fstat said: the caller's header check reports it
+      length += n;
+    }
+    return { buffer, length };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 export const readText = (p: string): string => fs.readFileSync(p, "utf8");
 export const writeText = (p: string, text: string): void => fs.writeFileSync(p, text);
 export const rename = (from: string, to: string): void => fs.renameSync(from, to);

@@ -4,12 +4,13 @@
  * - Reads load the whole file into sql.js with no lock. Writers replace the
  *   file by atomic rename, so a reader sees the old or the new state, never a mix.
  * - A write is one transaction under the exclusive lockfile: load, migrate,
- *   change, export, write a temporary file in the same directory, fsync,
+ *   change (SQLite works on the very buffer the file was read into, so there
+ *   is nothing to export), write a temporary file in the same directory, fsync,
  *   re-check the lock (fence), rename over the database, fsync the directory.
  *   A crash at any instant leaves the old or the new file.
  */
 import * as rt from "./_runtime.ts";
-import { Db, openBytes, sqlEngine } from "./sqlite.ts";
+import { Db, type FileImage, openBytes, openImage, sqlEngine } from "./sqlite.ts";
 import { acquireLock, DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, type LockOptions, removeLockLeftovers } from "./lock.ts";
 import { assertNotTooNew, migrate, SCHEMA_VERSION, schemaVersion } from "./schema.ts";
 import { OrchError } from "./errors.ts";
@@ -98,17 +99,24 @@ function assertDbFile(dbPath: string): void {
   }
 }
 
-function readDbFile(dbPath: string): Uint8Array {
+/**
+ * Room a writer leaves after the file's bytes so SQLite can grow the file in
+ * place (see openImage). It is only address space until a transaction writes
+ * there; a transaction that grows the file by more falls back to export().
+ */
+const WRITE_ROOM = 16 << 20;
+
+function readDbFile(dbPath: string, room = 0): FileImage {
   assertDbFile(dbPath);
-  const bytes = rt.readFile(dbPath);
-  checkHeader(bytes, dbPath);
-  return bytes;
+  const image = rt.readFileWithRoom(dbPath, room);
+  checkHeader(image.buffer.subarray(0, image.length), dbPath);
+  return image;
 }
 
-async function load(bytes: Uint8Array, dbPath: string): Promise<Db> {
+async function load(image: FileImage, dbPath: string): Promise<Db> {
   let db: Db;
   try {
-    db = await openBytes(bytes);
+    db = await openImage(image);
     db.value("SELECT count(*) FROM sqlite_master");
   } catch (err) {
     throw new OrchError("db_invalid", `${dbPath} could not be read as SQLite: ${(err as Error).message}`, { cause: err });
@@ -257,7 +265,7 @@ export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, opt
   try {
     await engine;
     removeLeftovers(dbPath);
-    const db = await load(readDbFile(dbPath), dbPath);
+    const db = await load(readDbFile(dbPath, WRITE_ROOM), dbPath);
     phase("load");
     try {
       if (schemaVersion(db) === 0) throw notInitialised(db, dbPath);
@@ -266,7 +274,7 @@ export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, opt
       phase("apply");
       if (result.changed) {
         testHold("before_write");
-        const bytes = db.export();
+        const bytes = options.compact ? db.export() : db.fileBytes();
         phase("export");
         replaceFile(dbPath, bytes, () => {
           lock.verify();
@@ -345,11 +353,11 @@ export async function initDatabase(dbPath: string, options: StoreOptions = {}): 
   try {
     removeLeftovers(file);
     const exists = rt.statOrNull(file) !== null;
-    const db = exists ? await load(readDbFile(file), file) : await openBytes();
+    const db = exists ? await load(readDbFile(file, WRITE_ROOM), file) : await openBytes();
     try {
       const from = schemaVersion(db);
       const { changed } = runInTransaction(db, file, () => undefined);
-      if (changed || !exists) replaceFile(file, db.export(), () => lock.verify());
+      if (changed || !exists) replaceFile(file, db.fileBytes(), () => lock.verify());
       return { path: dbPath, created: !exists, migrated_from: exists && changed ? from : null, schema_version: SCHEMA_VERSION };
     } finally {
       db.close();
