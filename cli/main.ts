@@ -126,7 +126,7 @@ export async function runCli(args: readonly string[], entry: EntryName, io: Io):
     if (first === "--version" || first === "-V") {
       // answered before the command tree is built: it needs none of it
       const info = await versionInfo();
-      return renderResult({ data: { ...info }, text: `${entry} ${info.version} (${info.runtime} ${info.runtime_version}${info.compiled ? ", compiled" : ""}; SQLite ${info.sqlite})` }, json, io);
+      return renderResult({ data: { ...info }, text: `${entry} ${info.version} (${info.runtime} ${info.runtime_version}${info.compiled ? ", compiled" : ""}; SQLite ${info.sqlite} via ${info.sqlite_binding})` }, json, io);
     }
     const program = await buildProgram(entry);
     mark("program_built");

@@ -63,6 +63,17 @@ export function preferQuickWasmStartup(): void {
 }
 
 
+/**
+ * Bun's built-in SQLite module on Bun; undefined on other runtimes. The
+ * specifier is assembled at run time so neither esbuild nor Deno tries to
+ * resolve a `bun:` module that only Bun has.
+ */
+export async function importBunSqlite(): Promise<unknown> {
+  if (runtimeInfo().name !== "bun") return undefined;
+  const specifier = ["bun", "sqlite"].join(":");
+  return await import(specifier);
+}
+
 // ---- file system -----------------------------------------------------------
 
 export { path };
@@ -131,6 +142,31 @@ export function writeFileDurable(p: string, data: Uint8Array | string, exclusive
     // the next call then fails with ENOSPC, which must not go unnoticed
     for (let done = 0; done < bytes.length;) done += fs.writeSync(fd, bytes, done, bytes.length - done);
     fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Forces a file's contents to disk. */
+export function fsyncFile(p: string): void {
+  const fd = fs.openSync(p, "r+");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Copies a file to a path that must not exist yet (the runtime copies in the kernel where it can). */
+export const copyFileExclusive = (from: string, to: string): void => fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
+
+/** Up to `n` bytes from the start of a file, and the file's size. */
+export function readFileHead(p: string, n: number): { buffer: Uint8Array; length: number } {
+  const fd = fs.openSync(p, "r");
+  try {
+    const buffer = new Uint8Array(n);
+    fs.readSync(fd, buffer, 0, n, 0);
+    return { buffer, length: fs.fstatSync(fd).size };
   } finally {
     fs.closeSync(fd);
   }

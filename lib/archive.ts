@@ -238,7 +238,8 @@ export async function archiveRun(dbPath: string, input: ArchiveInput, store: Sto
   // The run may change between reading it and deleting it (e.g. `cleanup` records a
   // worktree removal); the delete re-reads it and, if it changed, the copy is redone.
   for (let round = 0; round < 3; round++) {
-    const snapshot = await readSnapshot(live);
+    // a dry run deletes the run from this snapshot to measure the result: it must be a private copy
+    const snapshot = await readSnapshot(live, { private: Boolean(input.dryRun) });
     let rows: RunRows;
     try {
       if (!findRun(snapshot, input.run)) throw await notFound(input.run, live, archive);

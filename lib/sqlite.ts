@@ -1,6 +1,17 @@
 /**
- * sql.js (SQLite compiled to WASM) behind a small, typed facade: one engine
- * per process, and a `Db` wrapper with cached prepared statements.
+ * SQLite behind one small, typed facade (`Db`), with two bindings:
+ *
+ * - sql.js (SQLite compiled to WASM): everywhere. It works on a private
+ *   in-memory image of the file, which storage.ts writes back by atomic rename.
+ * - Bun's built-in SQLite (`bun:sqlite`, part of the Bun runtime, not a native
+ *   module to ship), when orch runs on Bun, which the compiled binaries do.
+ *   It works on files: storage.ts opens the database itself read-only for
+ *   reads (orch never changes a database file in place, so an open file is one
+ *   consistent version) and a copy of it for a write, renamed over the
+ *   database exactly like sql.js's image. No engine start, native queries.
+ *   `ORCH_SQLITE=sqljs` makes Bun use sql.js too.
+ *
+ * Both are SQLite 3.54; the file format and the SQL orch uses are the same.
  */
 import initSqlJs from "sql.js";
 import type { Database, SqlJsStatic, Statement, SqlValue } from "sql.js";
@@ -47,8 +58,88 @@ interface Adopted {
 
 const header = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset, 100);
 
-/** A database handle with prepared-statement caching and typed helpers. */
+/** What Db needs from a binding. */
+interface Connection {
+  all<T>(sql: string, params: SqlValue[]): T[];
+  get<T>(sql: string, params: SqlValue[]): T | undefined;
+  /** Runs a statement; returns the number of rows it changed. */
+  run(sql: string, params: SqlValue[]): number;
+  exec(sql: string): void;
+  export(): Uint8Array;
+  /** The file as the last commit left it (sql.js's image); undefined for a file-backed connection. */
+  fileBytes(): Uint8Array | undefined;
+  close(): void;
+}
+
+/** A database handle with typed helpers, whichever SQLite binding runs it. */
 export class Db {
+  private readonly conn: Connection;
+  /** "sqljs" (in-memory image) or "bun" (a file opened by Bun's SQLite). */
+  readonly binding: "sqljs" | "bun";
+
+  constructor(conn: Connection, binding: "sqljs" | "bun") {
+    this.conn = conn;
+    this.binding = binding;
+  }
+
+  all<T = Row>(sql: string, params: Params = []): T[] {
+    return this.conn.all<T>(sql, bindable(params));
+  }
+
+  get<T = Row>(sql: string, params: Params = []): T | undefined {
+    return this.conn.get<T>(sql, bindable(params));
+  }
+
+  /** Runs a statement; returns the number of rows it changed. */
+  run(sql: string, params: Params = []): number {
+    return this.conn.run(sql, bindable(params));
+  }
+
+  /** Runs several statements with no parameters (schema scripts). */
+  exec(sql: string): void {
+    this.conn.exec(sql);
+  }
+
+  value<T = SqlValue>(sql: string, params: Params = []): T | undefined {
+    const row = this.get(sql, params);
+    return row === undefined ? undefined : (Object.values(row)[0] as T);
+  }
+
+  totalChanges(): number {
+    return Number(this.value("SELECT total_changes()"));
+  }
+
+  /** Size of the database file in bytes, as SQLite sees it now. */
+  fileSize(): number {
+    return Number(this.value("PRAGMA page_count")) * Number(this.value("PRAGMA page_size"));
+  }
+
+  /** Serialises the database into a new buffer. */
+  export(): Uint8Array {
+    return this.conn.export();
+  }
+
+  /**
+   * An in-memory database's file as the last commit left it, ready to be
+   * written out (sql.js: the adopted buffer when it provably holds that commit,
+   * else an export). For a handle that ran one write transaction.
+   */
+  fileBytes(): Uint8Array {
+    return this.conn.fileBytes() ?? this.conn.export();
+  }
+
+  private closed = false;
+
+  /** Frees the handle (a file-backed one is flushed and closed); safe to call more than once. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.conn.close();
+  }
+}
+
+/** sql.js: a private in-memory image, prepared statements cached per SQL text. */
+class SqlJsConnection implements Connection {
   readonly raw: Database;
   private readonly cache = new Map<string, Statement>();
   private readonly columns = new Map<Statement, string[]>();
@@ -81,10 +172,10 @@ export class Db {
     return out as T;
   }
 
-  all<T = Row>(sql: string, params: Params = []): T[] {
+  all<T>(sql: string, params: SqlValue[]): T[] {
     const s = this.stmt(sql);
     try {
-      s.bind(bindable(params));
+      s.bind(params);
       const rows: T[] = [];
       while (s.step()) rows.push(this.row<T>(s));
       return rows;
@@ -93,21 +184,20 @@ export class Db {
     }
   }
 
-  get<T = Row>(sql: string, params: Params = []): T | undefined {
+  get<T>(sql: string, params: SqlValue[]): T | undefined {
     const s = this.stmt(sql);
     try {
-      s.bind(bindable(params));
+      s.bind(params);
       return s.step() ? this.row<T>(s) : undefined;
     } finally {
       s.reset();
     }
   }
 
-  /** Runs a statement; returns the number of rows it changed. */
-  run(sql: string, params: Params = []): number {
+  run(sql: string, params: SqlValue[]): number {
     const s = this.stmt(sql);
     try {
-      s.bind(bindable(params));
+      s.bind(params);
       s.step();
       return this.raw.getRowsModified();
     } finally {
@@ -115,34 +205,22 @@ export class Db {
     }
   }
 
-  /** Runs several statements with no parameters (schema scripts). */
   exec(sql: string): void {
     this.raw.exec(sql);
   }
 
-  value<T = SqlValue>(sql: string, params: Params = []): T | undefined {
-    const row = this.get(sql, params);
-    return row === undefined ? undefined : (Object.values(row)[0] as T);
-  }
-
-  totalChanges(): number {
-    return Number(this.value("SELECT total_changes()"));
-  }
-
-  /** Serialises the database; the handle stays usable but statements are dropped. */
+  /** The handle stays usable but statements are dropped. */
   export(): Uint8Array {
     this.freeStatements();
     return this.raw.export();
   }
 
-  /**
-   * The file as the last commit left it, ready to be written out: the adopted
-   * buffer itself when it provably holds that commit (no copy), else export().
-   * For a handle that ran one write transaction (VACUUM included or not, callers
-   * that VACUUM use export()).
-   */
-  fileBytes(): Uint8Array {
-    return this.committedImage() ?? this.export();
+  fileBytes(): Uint8Array | undefined {
+    return this.committedImage();
+  }
+
+  private number(sql: string): number {
+    return Number(Object.values(this.get<Row>(sql, [])!)[0]);
   }
 
   /**
@@ -156,8 +234,8 @@ export class Db {
   private committedImage(): Uint8Array | undefined {
     const image = this.adopted;
     if (!image) return undefined;
-    const pageCount = Number(this.value("PRAGMA page_count"));
-    const size = pageCount * Number(this.value("PRAGMA page_size"));
+    const pageCount = this.number("PRAGMA page_count");
+    const size = pageCount * this.number("PRAGMA page_size");
     if (size > image.buffer.length) return undefined;
     const h = header(image.buffer);
     const counter = h.getUint32(24);
@@ -165,12 +243,7 @@ export class Db {
     return image.buffer.subarray(0, size);
   }
 
-  private closed = false;
-
-  /** Frees the handle; safe to call more than once. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
     this.freeStatements();
     this.raw.close();
   }
@@ -208,21 +281,101 @@ export async function openImage(image: FileImage): Promise<Db> {
   });
   const raw = new SQL.Database(view);
   raw.exec(PRIVATE_COPY_PRAGMAS);
-  return new Db(raw, adopted ? { buffer, counter } : undefined);
+  return new Db(new SqlJsConnection(raw, adopted ? { buffer, counter } : undefined), "sqljs");
 }
 
 export async function openBytes(bytes?: Uint8Array): Promise<Db> {
   const SQL = await sqlEngine();
   const raw = new SQL.Database(bytes);
   raw.exec(PRIVATE_COPY_PRAGMAS);
-  return new Db(raw);
+  return new Db(new SqlJsConnection(raw), "sqljs");
 }
 
-export async function sqliteVersion(): Promise<string> {
-  const db = await openBytes();
+/** The SQLite that opens database files in this process: its version and binding. */
+export async function sqliteInfo(): Promise<{ version: string; binding: "sql.js" | "bun:sqlite" }> {
+  const onFile = await fileBindingAvailable();
+  const db = onFile ? new Db(new BunConnection(new (await bunSqlite)!.Database(":memory:", {})), "bun") : await openBytes();
   try {
-    return String(db.value("SELECT sqlite_version()"));
+    return { version: String(db.value("SELECT sqlite_version()")), binding: onFile ? "bun:sqlite" : "sql.js" };
   } finally {
     db.close();
   }
+}
+
+// ---- Bun's built-in SQLite ---------------------------------------------------
+
+/** The part of bun:sqlite orch uses (typed here: Bun's types are not a dependency). */
+interface BunStatement {
+  all(...params: SqlValue[]): unknown[];
+  get(...params: SqlValue[]): unknown;
+  run(...params: SqlValue[]): { changes: number };
+}
+interface BunDatabase {
+  query(sql: string): BunStatement;
+  run(sql: string): unknown;
+  serialize(): Uint8Array;
+  close(): void;
+}
+interface BunSqlite {
+  Database: new (path: string, options: { readonly?: boolean; readwrite?: boolean; create?: boolean }) => BunDatabase;
+}
+
+/** bun:sqlite caches a prepared statement per SQL text in query(). */
+class BunConnection implements Connection {
+  constructor(private readonly raw: BunDatabase) {}
+
+  all<T>(sql: string, params: SqlValue[]): T[] {
+    return this.raw.query(sql).all(...params) as T[];
+  }
+
+  get<T>(sql: string, params: SqlValue[]): T | undefined {
+    return (this.raw.query(sql).get(...params) ?? undefined) as T | undefined;
+  }
+
+  run(sql: string, params: SqlValue[]): number {
+    return this.raw.query(sql).run(...params).changes;
+  }
+
+  exec(sql: string): void {
+    this.raw.run(sql);
+  }
+
+  export(): Uint8Array {
+    return this.raw.serialize();
+  }
+
+  fileBytes(): undefined {
+    return undefined;
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+}
+
+let bunSqlite: Promise<BunSqlite | undefined> | undefined;
+
+/**
+ * True when storage.ts should open files with Bun's built-in SQLite: on Bun,
+ * unless ORCH_SQLITE=sqljs asks for sql.js (for comparisons and as an escape hatch).
+ */
+export async function fileBindingAvailable(): Promise<boolean> {
+  if (rt.env("ORCH_SQLITE") === "sqljs") return false;
+  bunSqlite ??= rt.importBunSqlite() as Promise<BunSqlite | undefined>;
+  return (await bunSqlite) !== undefined;
+}
+
+/**
+ * Opens a database file with Bun's built-in SQLite (check fileBindingAvailable
+ * first). "read": read-only, for a file orch never changes in place. "write":
+ * a private working copy (created if missing) that storage.ts makes durable
+ * and renames into place itself, so SQLite's own journal and syncs are not
+ * needed: the rollback journal stays in memory (ROLLBACK still works) and
+ * nothing is fsynced until the transaction is done.
+ */
+export async function openFile(path: string, mode: "read" | "write"): Promise<Db> {
+  const { Database } = (await bunSqlite)!;
+  const raw = mode === "read" ? new Database(path, { readonly: true }) : new Database(path, { readwrite: true, create: true });
+  if (mode === "write") raw.run(`${PRIVATE_COPY_PRAGMAS} PRAGMA synchronous = OFF;`);
+  return new Db(new BunConnection(raw), "bun");
 }

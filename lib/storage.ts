@@ -1,16 +1,20 @@
 /**
  * The storage engine. A database is one SQLite file shared by every process.
  *
- * - Reads load the whole file into sql.js with no lock. Writers replace the
- *   file by atomic rename, so a reader sees the old or the new state, never a mix.
- * - A write is one transaction under the exclusive lockfile: load, migrate,
- *   change (SQLite works on the very buffer the file was read into, so there
- *   is nothing to export), write a temporary file in the same directory, fsync,
- *   re-check the lock (fence), rename over the database, fsync the directory.
- *   A crash at any instant leaves the old or the new file.
+ * - Reads take no lock. Writers replace the file by atomic rename and never
+ *   change it in place, so a reader sees the old or the new state, never a mix.
+ *   sql.js reads the whole file into memory; Bun's SQLite (lib/sqlite.ts) opens
+ *   it read-only and reads only the pages a query needs.
+ * - A write is one transaction under the exclusive lockfile on a working copy
+ *   beside the database: sql.js changes the very buffer the file was read into
+ *   and writes it to a temporary file; Bun's SQLite copies the file to the
+ *   temporary file and changes that. Then: fsync, re-check the lock (fence),
+ *   rename over the database, fsync the directory. A crash at any instant
+ *   leaves the old or the new file; a leftover temporary file is removed by
+ *   the next writer.
  */
 import * as rt from "./_runtime.ts";
-import { Db, type FileImage, openBytes, openImage, sqlEngine } from "./sqlite.ts";
+import { Db, type FileImage, fileBindingAvailable, openBytes, openFile, openImage, sqlEngine } from "./sqlite.ts";
 import { acquireLock, DEFAULT_LOCK_STALE_MS, DEFAULT_LOCK_TIMEOUT_MS, type LockOptions, removeLockLeftovers } from "./lock.ts";
 import { assertNotTooNew, migrate, SCHEMA_VERSION, schemaVersion } from "./schema.ts";
 import { OrchError } from "./errors.ts";
@@ -39,13 +43,13 @@ function lockOptions(options: StoreOptions): LockOptions {
 
 const SQLITE_MAGIC = "SQLite format 3\u0000";
 
-/** Cheap structural checks that catch foreign and truncated files before SQLite sees them. */
-function checkHeader(bytes: Uint8Array, dbPath: string): void {
+/** Cheap structural checks that catch foreign and truncated files before SQLite sees them. `bytes` starts with the file's first 100 bytes. */
+function checkHeader(bytes: Uint8Array, fileSize: number, dbPath: string): void {
   const notSqlite = () =>
     new OrchError("db_invalid", `${dbPath} is not a SQLite database`, {
       hint: "point --db at an orch database, or at a new path and run `inbox init`",
     });
-  if (bytes.length < 100) throw notSqlite();
+  if (fileSize < 100 || bytes.length < 100) throw notSqlite();
   for (let i = 0; i < SQLITE_MAGIC.length; i++) if (bytes[i] !== SQLITE_MAGIC.charCodeAt(i)) throw notSqlite();
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const rawPageSize = view.getUint16(16);
@@ -55,10 +59,10 @@ function checkHeader(bytes: Uint8Array, dbPath: string): void {
   const validFor = view.getUint32(92);
   if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) throw notSqlite();
   // The in-header page count is trustworthy when "version-valid-for" matches the change counter.
-  if (validFor === changeCounter && pageCount > 0 && pageCount * pageSize !== bytes.length) {
+  if (validFor === changeCounter && pageCount > 0 && pageCount * pageSize !== fileSize) {
     throw new OrchError(
       "db_invalid",
-      `${dbPath} is damaged: its header says ${pageCount * pageSize} bytes but the file has ${bytes.length}`,
+      `${dbPath} is damaged: its header says ${pageCount * pageSize} bytes but the file has ${fileSize}`,
       { hint: "restore the database from a backup; orch never writes a file in place, so this came from outside" },
     );
   }
@@ -109,19 +113,33 @@ const WRITE_ROOM = 16 << 20;
 function readDbFile(dbPath: string, room = 0): FileImage {
   assertDbFile(dbPath);
   const image = rt.readFileWithRoom(dbPath, room);
-  checkHeader(image.buffer.subarray(0, image.length), dbPath);
+  checkHeader(image.buffer, image.length, dbPath);
   return image;
 }
 
-async function load(image: FileImage, dbPath: string): Promise<Db> {
-  let db: Db;
+/** The checks readDbFile makes, for a file SQLite will open itself. */
+function checkDbFile(dbPath: string): void {
+  assertDbFile(dbPath);
+  const { buffer, length } = rt.readFileHead(dbPath, 100);
+  checkHeader(buffer, length, dbPath);
+}
+
+async function opened(dbPath: string, open: () => Promise<Db>): Promise<Db> {
+  let db: Db | undefined;
   try {
-    db = await openImage(image);
+    db = await open();
     db.value("SELECT count(*) FROM sqlite_master");
+    return db;
   } catch (err) {
+    db?.close();
+    if (err instanceof OrchError) throw err;
     throw new OrchError("db_invalid", `${dbPath} could not be read as SQLite: ${(err as Error).message}`, { cause: err });
   }
-  return db;
+}
+
+/** sql.js over an image of the file. */
+function load(image: FileImage, dbPath: string): Promise<Db> {
+  return opened(dbPath, () => openImage(image));
 }
 
 /** A version-0 file: an empty one wants `init`; one with tables belongs to someone else. */
@@ -137,17 +155,28 @@ function notInitialised(db: Db, dbPath: string): OrchError {
 }
 
 /**
- * Opens a lock-free snapshot for reading. An older schema is migrated in
- * memory only; nothing is written. The caller must close() the handle.
+ * Opens a lock-free snapshot for reading. The caller must close() the handle.
+ * With Bun's SQLite it is the file itself, read-only; `private: true` asks
+ * for a private in-memory copy the caller may change (nothing is written
+ * back). An older schema is migrated in such a private copy only.
  */
-export async function readSnapshot(dbPath: string): Promise<Db> {
+export async function readSnapshot(dbPath: string, options: { private?: boolean } = {}): Promise<Db> {
   dbPath = realDbPath(dbPath);
-  const db = await load(readDbFile(dbPath), dbPath);
+  const onFile = !options.private && (await fileBindingAvailable());
+  const db = onFile
+    ? await opened(dbPath, () => (checkDbFile(dbPath), openFile(dbPath, "read")))
+    : await load(readDbFile(dbPath), dbPath);
   try {
     const version = schemaVersion(db);
     assertNotTooNew(version, dbPath);
     if (version === 0) throw notInitialised(db, dbPath);
-    if (version < SCHEMA_VERSION) migrate(db, dbPath);
+    if (version < SCHEMA_VERSION) {
+      if (onFile) {
+        db.close();
+        return await readSnapshot(dbPath, { private: true });
+      }
+      migrate(db, dbPath);
+    }
     return db;
   } catch (err) {
     db.close();
@@ -155,14 +184,19 @@ export async function readSnapshot(dbPath: string): Promise<Db> {
   }
 }
 
-/** Writes bytes to a temporary file beside the database and renames it into place. */
-function replaceFile(dbPath: string, bytes: Uint8Array, beforeRename: () => void): void {
-  const tmp = `${dbPath}.tmp-${rt.pid}-${rt.randomToken(4)}`;
+const tempPathFor = (dbPath: string): string => `${dbPath}.tmp-${rt.pid}-${rt.randomToken(4)}`;
+
+/**
+ * Finishes the temporary file `tmp` beside the database (`fill` must leave it
+ * complete and fsynced), checks its size, runs `beforeRename` (the fence) and
+ * renames it into place. On any failure the temporary file is removed.
+ */
+function replaceFile(dbPath: string, tmp: string, fill: () => void, size: number, beforeRename: () => void): void {
   try {
-    rt.writeFileDurable(tmp, bytes, true);
+    fill();
     // never rename a short file into place, whatever the file system claimed
     const written = rt.statOrNull(tmp)?.size;
-    if (written !== bytes.length) throw new Error(`the temporary file ${tmp} has ${written} bytes, expected ${bytes.length}`);
+    if (written !== size) throw new Error(`the temporary file ${tmp} has ${written} bytes, expected ${size}`);
     beforeRename();
     try {
       renameWithRetry(tmp, dbPath);
@@ -174,21 +208,27 @@ function replaceFile(dbPath: string, bytes: Uint8Array, beforeRename: () => void
     }
   } catch (err) {
     rt.unlinkQuiet(tmp);
-    if (["EACCES", "EPERM", "EROFS"].includes(rt.errno(err) ?? "")) {
-      throw new OrchError("db_unwritable", `cannot write the database ${dbPath}: ${(err as Error).message}`, {
-        hint: "orch needs write access to the database's directory (it writes a temporary file there and renames it)",
-        cause: err,
-      });
-    }
-    if (["ENOSPC", "EDQUOT"].includes(rt.errno(err) ?? "")) {
-      throw new OrchError("db_unwritable", `cannot write the database ${dbPath}: the disk is full (${(err as Error).message})`, {
-        hint: "free some space on that file system; the database was left as it was",
-        cause: err,
-      });
-    }
-    throw err;
+    throw writeError(err, dbPath);
   }
   rt.fsyncDir(rt.path.dirname(dbPath));
+}
+
+/** The OrchError for a failure to write the database's directory, or the error itself. */
+function writeError(err: unknown, dbPath: string): unknown {
+  if (["EACCES", "EPERM", "EROFS"].includes(rt.errno(err) ?? "")) {
+    return new OrchError("db_unwritable", `cannot write the database ${dbPath}: ${(err as Error).message}`, {
+      hint: "orch needs write access to the database's directory (it writes a temporary file there and renames it)",
+      cause: err,
+    });
+  }
+  // SQLITE_FULL: Bun's SQLite ran out of room growing the working copy
+  if (["ENOSPC", "EDQUOT", "SQLITE_FULL"].includes(rt.errno(err) ?? "")) {
+    return new OrchError("db_unwritable", `cannot write the database ${dbPath}: the disk is full (${(err as Error).message})`, {
+      hint: "free some space on that file system; the database was left as it was",
+      cause: err,
+    });
+  }
+  return err;
 }
 
 /** Windows refuses to rename over a file another process has open; that passes quickly. */
@@ -255,9 +295,10 @@ async function lockFor(dbPath: string, options: StoreOptions) {
  */
 export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, options: StoreOptions = {}): Promise<T> {
   dbPath = realDbPath(dbPath);
-  // compile the engine while waiting for the lock, not while holding it (other writers queue behind us)
-  const engine = sqlEngine();
-  engine.catch(() => undefined); // awaited below; this only keeps an early lock failure from leaving it unhandled
+  const onFile = await fileBindingAvailable();
+  // compile sql.js while waiting for the lock, not while holding it (other writers queue behind us)
+  const engine = onFile ? undefined : sqlEngine();
+  engine?.catch(() => undefined); // awaited below; this only keeps an early lock failure from leaving it unhandled
   const phase = phaseTimer(options);
   assertDbFile(dbPath); // fail fast, without touching the directory
   const lock = await lockFor(dbPath, options);
@@ -265,30 +306,97 @@ export async function writeTransaction<T>(dbPath: string, fn: (db: Db) => T, opt
   try {
     await engine;
     removeLeftovers(dbPath);
-    const db = await load(readDbFile(dbPath, WRITE_ROOM), dbPath);
+    const copy = await workingCopy(dbPath, true, onFile);
     phase("load");
     try {
-      if (schemaVersion(db) === 0) throw notInitialised(db, dbPath);
-      const result = runInTransaction(db, dbPath, fn);
-      if (result.changed && options.compact) db.exec("VACUUM");
+      if (schemaVersion(copy.db) === 0) throw notInitialised(copy.db, dbPath);
+      const result = runInTransaction(copy.db, dbPath, fn);
+      if (result.changed && options.compact) copy.db.exec("VACUUM");
       phase("apply");
       if (result.changed) {
         testHold("before_write");
-        const bytes = options.compact ? db.export() : db.fileBytes();
-        phase("export");
-        replaceFile(dbPath, bytes, () => {
+        copy.persist(Boolean(options.compact), () => {
           lock.verify();
           testHold("after_fence");
-        });
-        phase("flush");
+        }, phase);
       }
       return result.value;
+    } catch (err) {
+      throw writeError(err, dbPath);
     } finally {
-      db.close();
+      copy.discard();
     }
   } finally {
     lock.release();
   }
+}
+
+/** A private copy of the database that one write transaction changes, then puts in place of the database. */
+interface WorkingCopy {
+  db: Db;
+  /** Writes the copy durably beside the database and renames it over it; `fence` runs right before the rename. */
+  persist(compacted: boolean, fence: () => void, phase?: (name: WritePhase) => void): void;
+  /** Closes the copy and removes what is left of it (after persist, nothing is). */
+  discard(): void;
+}
+
+/** A working copy for the binding in use (see the module comment); `exists: false` starts an empty database. */
+async function workingCopy(dbPath: string, exists: boolean, onFile: boolean): Promise<WorkingCopy> {
+  return onFile ? await fileCopy(dbPath, exists) : await imageCopy(dbPath, exists);
+}
+
+/** sql.js: the file read into memory; persisting writes the changed image to a temporary file. */
+async function imageCopy(dbPath: string, exists: boolean): Promise<WorkingCopy> {
+  const db = exists ? await load(readDbFile(dbPath, WRITE_ROOM), dbPath) : await openBytes();
+  return {
+    db,
+    persist(compacted, fence, phase) {
+      // after VACUUM the file was rebuilt, not changed in place: export it
+      const bytes = compacted ? db.export() : db.fileBytes();
+      phase?.("export");
+      const tmp = tempPathFor(dbPath);
+      replaceFile(dbPath, tmp, () => rt.writeFileDurable(tmp, bytes, true), bytes.length, fence);
+      phase?.("flush");
+    },
+    discard: () => db.close(),
+  };
+}
+
+/** Bun's SQLite: the file copied to a temporary file, which SQLite changes and persisting renames into place. */
+async function fileCopy(dbPath: string, exists: boolean): Promise<WorkingCopy> {
+  const tmp = tempPathFor(dbPath);
+  try {
+    if (exists) {
+      checkDbFile(dbPath);
+      rt.copyFileExclusive(dbPath, tmp);
+    }
+  } catch (err) {
+    rt.unlinkQuiet(tmp);
+    throw writeError(err, dbPath);
+  }
+  let db: Db;
+  try {
+    db = await opened(dbPath, () => openFile(tmp, "write"));
+  } catch (err) {
+    rt.unlinkQuiet(tmp);
+    throw err;
+  }
+  let done = false;
+  return {
+    db,
+    persist(_compacted, fence, phase) {
+      const size = db.fileSize();
+      db.close(); // SQLite has written every page; storage makes them durable
+      phase?.("export");
+      replaceFile(dbPath, tmp, () => rt.fsyncFile(tmp), size, fence);
+      done = true;
+      phase?.("flush");
+    },
+    discard() {
+      db.close();
+      if (!done) rt.unlinkQuiet(tmp);
+    },
+  };
 }
 
 /** Reports the time since the previous phase ended (or since the write began). */
@@ -349,18 +457,19 @@ export interface InitResult {
 export async function initDatabase(dbPath: string, options: StoreOptions = {}): Promise<InitResult> {
   const file = realDbPath(dbPath);
   if (rt.statOrNull(file)) assertDbFile(file); // a directory or FIFO is refused before touching the lock
+  const onFile = await fileBindingAvailable();
   const lock = await lockFor(file, options);
   try {
     removeLeftovers(file);
     const exists = rt.statOrNull(file) !== null;
-    const db = exists ? await load(readDbFile(file, WRITE_ROOM), file) : await openBytes();
+    const copy = await workingCopy(file, exists, onFile);
     try {
-      const from = schemaVersion(db);
-      const { changed } = runInTransaction(db, file, () => undefined);
-      if (changed || !exists) replaceFile(file, db.fileBytes(), () => lock.verify());
+      const from = schemaVersion(copy.db);
+      const { changed } = runInTransaction(copy.db, file, () => undefined);
+      if (changed || !exists) copy.persist(false, () => lock.verify());
       return { path: dbPath, created: !exists, migrated_from: exists && changed ? from : null, schema_version: SCHEMA_VERSION };
     } finally {
-      db.close();
+      copy.discard();
     }
   } finally {
     lock.release();

@@ -82,7 +82,7 @@ describe("the packaged skills", () => {
     const viaLauncher = okJson(launch(copied, "inbox", "orch", ["--version", "--json"]));
     expect(viaLauncher).toMatchObject({ runtime: "bun", compiled: true });
     const text = launch(copied, "orch", "inbox", ["--version"]).stdout;
-    expect(text).toMatch(/^inbox \d+\.\d+\.\d+ \(bun [\d.]+, compiled; SQLite 3\.\d+\.\d+\)\n$/);
+    expect(text).toMatch(/^inbox \d+\.\d+\.\d+ \(bun [\d.]+, compiled; SQLite 3\.\d+\.\d+ via bun:sqlite\)\n$/);
     const node = JSON.parse(execFileSync(process.execPath, [bundle, "--version", "--json"], { encoding: "utf8" }));
     expect(node).toMatchObject({ runtime: "node", runtime_version: process.versions.node, compiled: false, sqlite: viaLauncher.sqlite, version: viaLauncher.version });
     const deno = JSON.parse(execFileSync(DENO, ["run", "-A", "--quiet", path.join(ROOT, "mod.ts"), "--version", "--json"], { encoding: "utf8" }));

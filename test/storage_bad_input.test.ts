@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, statfsSync, truncateSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { cliFor, fails, ok, sha256File, sqlite3, tempDb, tempDir } from "./_helpers.ts";
+import { cliFor, fails, ok, RUNTIMES, sha256File, sqlite3, tempDb, tempDir, type RuntimeKind } from "./_helpers.ts";
 import { LIMITS } from "../lib/validate.ts";
 
 /** Every entry of a directory with the sha256 of each file (directories listed by name). */
@@ -22,9 +22,9 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 /** Runs the commands, asserting each fails with `code`, and that nothing in `dir` changed. */
-function refusedUnchanged(dir: string, db: string, code: string, commands: string[][]): any[] {
+function refusedUnchanged(dir: string, db: string, code: string, commands: string[][], runtime: RuntimeKind = "node"): any[] {
   const before = snapshot(dir);
-  const cli = cliFor(db);
+  const cli = cliFor(db, runtime);
   const errors = commands.map((args) => {
     const r = args[0] === "orch" ? cli.orch(...args.slice(1)) : cli.inbox(...args);
     const err = fails(r, code);
@@ -228,31 +228,34 @@ describe("a full disk or a read-only file system (needs mount: root with CAP_SYS
     };
   }
 
-  unless("no room for the new file: db_unwritable naming the full disk; no temp file left", () => {
-    const m = mounted();
-    try {
-      // leave two pages free: room for the lock, not for a new copy of the database
-      const fs = statfsSync(m.dir);
-      writeFileSync(path.join(m.dir, "filler"), Buffer.alloc(fs.bavail * fs.bsize - 8192));
-      expect(statSync(m.file).size).toBeGreaterThan(8192);
-      const errors = refusedUnchanged(m.dir, m.file, "db_unwritable", [WRITE, REPLY]);
-      for (const e of errors) expect(e.message).toContain("disk is full");
-      expect(readdirSync(m.dir).sort()).toEqual(["coord.db", "filler"]);
-      expect(ok(cliFor(m.file).inbox("show", "--thread", "1")).messages[0].body).toBe("existing");
-    } finally {
-      m.cleanup();
-    }
-  });
+  // sql.js (Node) writes a new file; Bun's SQLite (the binary) copies the database first
+  for (const runtime of RUNTIMES.filter((r) => r !== "deno")) {
+    unless(`no room for the new file (${runtime}): db_unwritable naming the full disk; no temp file left`, () => {
+      const m = mounted();
+      try {
+        // leave two pages free: room for the lock, not for a new copy of the database
+        const fs = statfsSync(m.dir);
+        writeFileSync(path.join(m.dir, "filler"), Buffer.alloc(fs.bavail * fs.bsize - 8192));
+        expect(statSync(m.file).size).toBeGreaterThan(8192);
+        const errors = refusedUnchanged(m.dir, m.file, "db_unwritable", [WRITE, REPLY], runtime);
+        for (const e of errors) expect(e.message).toContain("disk is full");
+        expect(readdirSync(m.dir).sort()).toEqual(["coord.db", "filler"]);
+        expect(ok(cliFor(m.file, runtime).inbox("show", "--thread", "1")).messages[0].body).toBe("existing");
+      } finally {
+        m.cleanup();
+      }
+    });
 
-  unless("a read-only file system: db_unwritable; reads still work", () => {
-    const m = mounted(["ro"]);
-    try {
-      refusedUnchanged(m.dir, m.file, "db_unwritable", [WRITE, REPLY, ["init"]]);
-      expect(ok(cliFor(m.file).inbox("list")).threads.length).toBe(1);
-    } finally {
-      m.cleanup();
-    }
-  });
+    unless(`a read-only file system (${runtime}): db_unwritable; reads still work`, () => {
+      const m = mounted(["ro"]);
+      try {
+        refusedUnchanged(m.dir, m.file, "db_unwritable", [WRITE, REPLY, ["init"]], runtime);
+        expect(ok(cliFor(m.file, runtime).inbox("list")).threads.length).toBe(1);
+      } finally {
+        m.cleanup();
+      }
+    });
+  }
 });
 
 describe("bad arguments are refused and change nothing", () => {

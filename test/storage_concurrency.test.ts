@@ -1,10 +1,13 @@
 /**
  * No write is lost under concurrency: 16 processes start at once, each making
  * 25 `inbox send` writes, every write a separate CLI process. A lock-free
- * reader runs alongside and only ever sees whole states.
+ * reader runs alongside and only ever sees whole states. When this host has
+ * the compiled binary, half the writers and reads use it, so the two SQLite
+ * bindings (sql.js in the Node bundle, Bun's SQLite in the binary) share one
+ * file under contention.
  */
 import { afterAll, describe, expect, test } from "vitest";
-import { ok, sqlite3, tempDb, type RunResult } from "./_helpers.ts";
+import { cliFor, ok, RUNTIMES, sqlite3, tempDb, type RunResult, type RuntimeKind } from "./_helpers.ts";
 
 const PROCESSES = 16;
 const WRITES = 25;
@@ -12,6 +15,8 @@ const WRITES = 25;
 describe("16 concurrent writers x 25 sends", () => {
   const t = tempDb();
   afterAll(() => t.cleanup());
+  const kinds: RuntimeKind[] = RUNTIMES.includes("binary") ? ["node", "binary"] : ["node"];
+  const cliOf = (i: number) => cliFor(t.db, kinds[i % kinds.length]);
 
   // 401 CLI processes at ~0.15 s of CPU each: about 30 s on two idle cores, far more on a busy machine
   test("all 400 messages are present, ids strictly increasing, integrity ok", { timeout: 600_000 }, async () => {
@@ -25,7 +30,7 @@ describe("16 concurrent writers x 25 sends", () => {
       for (let i = 0; i < WRITES; i++) {
         const body = `writer ${p} message ${i}`;
         const target = p % 2 === 0 ? ["--to", `w${p}`] : ["--thread", "1", "--from", `w${p}`];
-        out.push({ body, r: await t.cli.inboxAsync(...lockFlags, "send", ...target, "--body", body) });
+        out.push({ body, r: await cliOf(p >> 1).inboxAsync(...lockFlags, "send", ...target, "--body", body) });
       }
       return out;
     };
@@ -34,7 +39,7 @@ describe("16 concurrent writers x 25 sends", () => {
     const reader = async (): Promise<number[]> => {
       const seen: number[] = [];
       while (writing && seen.length < 40) {
-        const r = await t.cli.inboxAsync("--lock-timeout-ms", "0", "show", "--thread", "1");
+        const r = await cliOf(seen.length).inboxAsync("--lock-timeout-ms", "0", "show", "--thread", "1");
         expect(r.code, r.stdout + r.stderr).toBe(0);
         seen.push(r.json.messages.length);
       }
