@@ -64,14 +64,23 @@ export function preferQuickWasmStartup(): void {
 
 
 /**
- * Bun's built-in SQLite module on Bun; undefined on other runtimes. The
- * specifier is assembled at run time so neither esbuild nor Deno tries to
- * resolve a `bun:` module that only Bun has.
+ * The runtime's built-in SQLite module: bun:sqlite on Bun, node:sqlite on
+ * Deno; undefined elsewhere (Node 20 has none; Node 22's warns that it is
+ * experimental on every start). Specifiers are assembled at run time so
+ * neither esbuild nor Deno tries to resolve a module only another runtime has.
  */
-export async function importBunSqlite(): Promise<unknown> {
-  if (runtimeInfo().name !== "bun") return undefined;
-  const specifier = ["bun", "sqlite"].join(":");
-  return await import(specifier);
+export async function importBuiltinSqlite(): Promise<{ kind: "bun" | "node"; module: unknown } | undefined> {
+  const name = runtimeInfo().name;
+  const specifier = (scheme: string) => [scheme, "sqlite"].join(":");
+  if (name === "bun") return { kind: "bun", module: await import(specifier("bun")) };
+  if (name === "deno") {
+    try {
+      return { kind: "node", module: await import(specifier("node")) };
+    } catch {
+      return undefined; // a Deno without node:sqlite: sql.js it is
+    }
+  }
+  return undefined;
 }
 
 // ---- file system -----------------------------------------------------------

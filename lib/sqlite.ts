@@ -1,19 +1,20 @@
 /**
- * SQLite behind one small, typed facade (`Db`), with two bindings:
+ * SQLite behind one small, typed facade (`Db`), with two kinds of binding:
  *
  * - sql.js (SQLite compiled to WASM): everywhere. It works on a private
  *   in-memory image of the file, which storage.ts writes back by atomic rename.
- * - Bun's built-in SQLite (`bun:sqlite`, part of the Bun runtime, not a native
- *   module to ship), when orch runs on Bun, which the compiled binaries do.
- *   It works on files: storage.ts opens the database itself read-only for
- *   reads (orch never changes a database file in place, so an open file is one
- *   consistent version) and a copy of it for a write, renamed over the
- *   database exactly like sql.js's image. No engine start, native queries.
- *   `ORCH_SQLITE=sqljs` makes Bun use sql.js too.
+ * - The runtime's own SQLite, where the runtime has one built in (nothing to
+ *   ship, no native module): `bun:sqlite` on Bun, which the compiled binaries
+ *   run, and `node:sqlite` on Deno. These work on files: storage.ts opens the
+ *   database itself read-only for reads (orch never changes a database file in
+ *   place, so an open file is one consistent version) and a copy of it for a
+ *   write, renamed over the database exactly like sql.js's image. No WASM
+ *   engine to start, native queries, no whole-file read. (Node 22's
+ *   node:sqlite would qualify too, but still prints an experimental warning.)
+ *   `ORCH_SQLITE=sqljs` turns them off.
  *
- * Both are SQLite 3.54; the file format and the SQL orch uses are the same.
+ * All are SQLite 3.5x; the file format and the SQL orch uses are the same.
  */
-import initSqlJs from "sql.js";
 import type { Database, SqlJsStatic, Statement, SqlValue } from "sql.js";
 import { loadSqliteWasm } from "./_wasm.ts";
 import * as rt from "./_runtime.ts";
@@ -27,7 +28,8 @@ let engine: Promise<SqlJsStatic> | undefined;
 /** Loads the SQLite engine once per process. */
 export function sqlEngine(): Promise<SqlJsStatic> {
   if (!engine) rt.preferQuickWasmStartup();
-  engine ??= initSqlJs({ wasmBinary: loadSqliteWasm() as unknown as ArrayBuffer });
+  // imported on first use: a process on a built-in SQLite never evaluates sql.js
+  engine ??= import("sql.js").then((m) => m.default({ wasmBinary: loadSqliteWasm() as unknown as ArrayBuffer }));
   return engine;
 }
 
@@ -74,12 +76,9 @@ interface Connection {
 /** A database handle with typed helpers, whichever SQLite binding runs it. */
 export class Db {
   private readonly conn: Connection;
-  /** "sqljs" (in-memory image) or "bun" (a file opened by Bun's SQLite). */
-  readonly binding: "sqljs" | "bun";
 
-  constructor(conn: Connection, binding: "sqljs" | "bun") {
+  constructor(conn: Connection) {
     this.conn = conn;
-    this.binding = binding;
   }
 
   all<T = Row>(sql: string, params: Params = []): T[] {
@@ -281,25 +280,14 @@ export async function openImage(image: FileImage): Promise<Db> {
   });
   const raw = new SQL.Database(view);
   raw.exec(PRIVATE_COPY_PRAGMAS);
-  return new Db(new SqlJsConnection(raw, adopted ? { buffer, counter } : undefined), "sqljs");
+  return new Db(new SqlJsConnection(raw, adopted ? { buffer, counter } : undefined));
 }
 
 export async function openBytes(bytes?: Uint8Array): Promise<Db> {
   const SQL = await sqlEngine();
   const raw = new SQL.Database(bytes);
   raw.exec(PRIVATE_COPY_PRAGMAS);
-  return new Db(new SqlJsConnection(raw), "sqljs");
-}
-
-/** The SQLite that opens database files in this process: its version and binding. */
-export async function sqliteInfo(): Promise<{ version: string; binding: "sql.js" | "bun:sqlite" }> {
-  const onFile = await fileBindingAvailable();
-  const db = onFile ? new Db(new BunConnection(new (await bunSqlite)!.Database(":memory:", {})), "bun") : await openBytes();
-  try {
-    return { version: String(db.value("SELECT sqlite_version()")), binding: onFile ? "bun:sqlite" : "sql.js" };
-  } finally {
-    db.close();
-  }
+  return new Db(new SqlJsConnection(raw));
 }
 
 // ---- Bun's built-in SQLite ---------------------------------------------------
@@ -353,29 +341,127 @@ class BunConnection implements Connection {
   }
 }
 
-let bunSqlite: Promise<BunSqlite | undefined> | undefined;
+// ---- node:sqlite (Deno) -------------------------------------------------------
 
-/**
- * True when storage.ts should open files with Bun's built-in SQLite: on Bun,
- * unless ORCH_SQLITE=sqljs asks for sql.js (for comparisons and as an escape hatch).
- */
-export async function fileBindingAvailable(): Promise<boolean> {
-  if (rt.env("ORCH_SQLITE") === "sqljs") return false;
-  bunSqlite ??= rt.importBunSqlite() as Promise<BunSqlite | undefined>;
-  return (await bunSqlite) !== undefined;
+/** The part of node:sqlite orch uses. */
+interface NodeStatement {
+  all(...params: SqlValue[]): unknown[];
+  get(...params: SqlValue[]): unknown;
+  run(...params: SqlValue[]): { changes: number | bigint };
+}
+interface NodeDatabase {
+  prepare(sql: string): NodeStatement;
+  exec(sql: string): void;
+  close(): void;
+}
+interface NodeSqlite {
+  DatabaseSync: new (path: string, options?: { readOnly?: boolean }) => NodeDatabase;
+}
+
+/** node:sqlite: statements prepared once per SQL text. */
+class NodeConnection implements Connection {
+  private readonly cache = new Map<string, NodeStatement>();
+  constructor(private readonly raw: NodeDatabase) {}
+
+  private stmt(sql: string): NodeStatement {
+    let s = this.cache.get(sql);
+    if (!s) {
+      s = this.raw.prepare(sql);
+      this.cache.set(sql, s);
+    }
+    return s;
+  }
+
+  all<T>(sql: string, params: SqlValue[]): T[] {
+    return this.stmt(sql).all(...params) as T[];
+  }
+
+  get<T>(sql: string, params: SqlValue[]): T | undefined {
+    return (this.stmt(sql).get(...params) ?? undefined) as T | undefined;
+  }
+
+  run(sql: string, params: SqlValue[]): number {
+    return Number(this.stmt(sql).run(...params).changes);
+  }
+
+  exec(sql: string): void {
+    this.raw.exec(sql);
+  }
+
+  export(): Uint8Array {
+    // storage.ts never exports a file-backed database: it renames the file itself
+    throw new Error("node:sqlite cannot serialise a database");
+  }
+
+  fileBytes(): undefined {
+    return undefined;
+  }
+
+  close(): void {
+    this.cache.clear();
+    this.raw.close();
+  }
+}
+
+// ---- choosing the binding -------------------------------------------------------
+
+/** A runtime's built-in SQLite, opening files. */
+interface FileBinding {
+  name: "bun:sqlite" | "node:sqlite";
+  open(path: string, readonly: boolean): Connection;
+}
+
+let fileBinding: Promise<FileBinding | undefined> | undefined;
+
+async function loadFileBinding(): Promise<FileBinding | undefined> {
+  if (rt.env("ORCH_SQLITE") === "sqljs") return undefined;
+  const builtin = await rt.importBuiltinSqlite();
+  if (builtin?.kind === "bun") {
+    const { Database } = builtin.module as BunSqlite;
+    return {
+      name: "bun:sqlite",
+      open: (path, readonly) => new BunConnection(new Database(path, readonly ? { readonly: true } : { readwrite: true, create: true })),
+    };
+  }
+  if (builtin?.kind === "node") {
+    const { DatabaseSync } = builtin.module as NodeSqlite;
+    return { name: "node:sqlite", open: (path, readonly) => new NodeConnection(new DatabaseSync(path, { readOnly: readonly })) };
+  }
+  return undefined;
 }
 
 /**
- * Opens a database file with Bun's built-in SQLite (check fileBindingAvailable
- * first). "read": read-only, for a file orch never changes in place. "write":
- * a private working copy (created if missing) that storage.ts makes durable
- * and renames into place itself, so SQLite's own journal and syncs are not
- * needed: the rollback journal stays in memory (ROLLBACK still works) and
- * nothing is fsynced until the transaction is done.
+ * True when storage.ts should open files with the runtime's built-in SQLite
+ * (see the module comment); false means sql.js.
+ */
+export async function fileBindingAvailable(): Promise<boolean> {
+  fileBinding ??= loadFileBinding();
+  return (await fileBinding) !== undefined;
+}
+
+/**
+ * Opens a database file with the runtime's built-in SQLite (check
+ * fileBindingAvailable first). "read": read-only, for a file orch never
+ * changes in place. "write": a private working copy (created if missing) that
+ * storage.ts makes durable and renames into place itself, so SQLite's own
+ * journal and syncs are not needed: the rollback journal stays in memory
+ * (ROLLBACK still works) and nothing is fsynced until the transaction is done.
  */
 export async function openFile(path: string, mode: "read" | "write"): Promise<Db> {
-  const { Database } = (await bunSqlite)!;
-  const raw = mode === "read" ? new Database(path, { readonly: true }) : new Database(path, { readwrite: true, create: true });
-  if (mode === "write") raw.run(`${PRIVATE_COPY_PRAGMAS} PRAGMA synchronous = OFF;`);
-  return new Db(new BunConnection(raw), "bun");
+  const binding = (await fileBinding)!;
+  const db = new Db(binding.open(path, mode === "read"));
+  if (mode === "write") db.exec(`${PRIVATE_COPY_PRAGMAS} PRAGMA synchronous = OFF;`);
+  return db;
+}
+
+/** The SQLite that opens database files in this process: its version and binding. */
+export async function sqliteInfo(): Promise<{ version: string; binding: "sql.js" | "bun:sqlite" | "node:sqlite" }> {
+  fileBinding ??= loadFileBinding();
+  const binding = await fileBinding;
+  const db = binding ? new Db(binding.open(":memory:", false)) : await openBytes();
+  try {
+    return { version: String(db.value("SELECT sqlite_version()")), binding: binding?.name ?? "sql.js" };
+  } finally {
+    db.close();
+  }
 }

@@ -11,6 +11,7 @@
  *   --dbs a,b         small, large, xl (default all)
  *   --skip-build      use the dist/ artefacts as they are
  *   --no-write        print only; leave BENCHMARKS.md alone
+ *   --no-compare      leave out the binary-on-sql.js comparison column
  *
  * Latency is wall-clock from spawn to exit, with stdout piped as an agent
  * reads it. "cpu" is the child's user+system time (from /proc/self/stat after
@@ -114,11 +115,15 @@ function runtimeCommand(runtime, entry) {
       return { cmd: DENO, pre: ["run", "-A", "--quiet", MOD], env };
     case "binary":
       return { cmd: BINARY, pre: [], env };
+    case "binary-sqljs": // the same binary on sql.js, to measure what Bun's SQLite is worth
+      return { cmd: BINARY, pre: [], env: { ...env, ORCH_SQLITE: "sqljs" } };
   }
   throw new Error(`unknown runtime ${runtime}`);
 }
 
-const RUNTIME_LABEL = { node: "Node bundle", deno: "Deno from source", binary: "linux-x64 binary" };
+const RUNTIME_LABEL = { node: "Node bundle", deno: "Deno from source", binary: "linux-x64 binary", "binary-sqljs": "binary on sql.js (ORCH_SQLITE=sqljs, for comparison)" };
+/** The command tables also show the binary on sql.js (not a goal, a comparison); --no-compare drops it. */
+const COMMAND_RUNTIMES = RUNTIMES.includes("binary") && !flag("no-compare") ? [...RUNTIMES, "binary-sqljs"] : RUNTIMES;
 
 async function buildAll(tmp) {
   if (!flag("skip-build")) {
@@ -179,12 +184,15 @@ function machine() {
   } catch {
     // not Linux: os.type() is enough
   }
-  let sqljs = "n/a";
-  try {
-    sqljs = JSON.parse(execFileSync(process.execPath, [BUNDLE, "--version", "--json"], { encoding: "utf8", env: { ...ENV, ORCH_ENTRY: "orch" } })).sqlite;
-  } catch {
-    // reported as n/a
-  }
+  const sqliteOf = (cmd, args) => {
+    try {
+      const v = JSON.parse(execFileSync(cmd, [...args, "--version", "--json"], { encoding: "utf8", env: { ...ENV, ORCH_ENTRY: "orch" } }));
+      return `SQLite ${v.sqlite} (${v.sqlite_binding})`;
+    } catch {
+      return "n/a";
+    }
+  };
+  const engines = [`Node bundle, Deno: ${sqliteOf(process.execPath, [BUNDLE])}`, ...(canRunBinary ? [`binary: ${sqliteOf(BINARY, [])}`] : [])].join("; ");
   return {
     date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
     cpu: `${os.cpus()[0]?.model ?? "unknown"} × ${os.cpus().length} cores`,
@@ -194,7 +202,7 @@ function machine() {
     deno: firstLine(DENO, ["--version"]),
     bun: firstLine(BUN, ["--version"]),
     sqlite3: firstLine("sqlite3", ["--version"]).split(" ").slice(0, 2).join(" "),
-    sqljs: `SQLite ${sqljs} (sql.js)`,
+    engines,
     load: os.loadavg().map((x) => x.toFixed(2)).join(", "),
     // on a shared Linux machine the bench can run in its own scheduling group with a higher weight (see BENCHMARKS.md)
     sched: (() => {
@@ -290,7 +298,7 @@ function commands(fixtures, tmp) {
   log("\nper-command latency (median / p95 ms)");
   for (const [db, fx] of Object.entries(fixtures)) {
     out[db] = {};
-    for (const runtime of RUNTIMES) {
+    for (const runtime of COMMAND_RUNTIMES) {
       out[db][runtime] = {};
       for (const c of COMMANDS) {
         const { cmd, pre, env } = runtimeCommand(runtime, c.entry);
@@ -581,7 +589,7 @@ function markdown(r) {
   parts.push(`Measured ${m.date} by \`npm run bench\` (${REPS} samples per point after one warm-up; medians and p95 of wall-clock time from spawn to exit, stdout piped; "cpu" = mean user+system time of the process).`);
   parts.push(table(["machine", ""], [
     ["CPU", m.cpu], ["memory", m.memory], ["OS", m.os], ["Node", m.node], ["Deno", m.deno], ["Bun (compiler of the binary)", m.bun],
-    ["sqlite3 shell", m.sqlite3], ["orch's engine", m.sqljs], ["load average at start / end", `${m.load} / ${r.loadEnd}`], ["scheduling", m.sched],
+    ["sqlite3 shell", m.sqlite3], ["orch's SQLite", m.engines], ["load average at start / end", `${m.load} / ${r.loadEnd}`], ["scheduling", m.sched],
   ]));
   const goals = evaluate(r);
   parts.push(`### Goals\n\n${table(["goal", "measured", "target", "result"], goals.map((g) => [g.name, g.value, g.goal, `${g.pass ? "PASS" : "**FAIL**"}${g.note ? ` (${g.note})` : ""}`]))}`);

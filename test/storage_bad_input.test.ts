@@ -228,7 +228,7 @@ describe("a full disk or a read-only file system (needs mount: root with CAP_SYS
     };
   }
 
-  // sql.js (Node) writes a new file; Bun's SQLite (the binary) copies the database first
+  // sql.js (Node) writes a new file; a built-in SQLite (the binary's; Deno's works alike) copies the database first
   for (const runtime of RUNTIMES.filter((r) => r !== "deno")) {
     unless(`no room for the new file (${runtime}): db_unwritable naming the full disk; no temp file left`, () => {
       const m = mounted();

@@ -1,8 +1,9 @@
 /**
- * The compiled binary opens database files with Bun's built-in SQLite, the
- * Node bundle and Deno with sql.js (lib/sqlite.ts). Both must share one file:
- * the same rows, the same lock and rename protocol, no lock for reads, and the
- * binary's special cases (a private copy for dry runs and old schemas).
+ * The compiled binary opens database files with Bun's built-in SQLite, Deno
+ * with its node:sqlite, the Node bundle with sql.js (lib/sqlite.ts). All must
+ * share one file: the same rows, the same lock and rename protocol, no lock
+ * for reads, and the built-in bindings' special cases (a private copy for dry
+ * runs and old schemas).
  */
 import { afterAll, describe, expect, test } from "vitest";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
@@ -17,20 +18,22 @@ function fresh() {
   return { ...t, node: cliFor(t.db, "node"), bin: cliFor(t.db, "binary") };
 }
 
-describe.runIf(RUNTIMES.includes("binary"))("the binary's SQLite (bun:sqlite) and sql.js share one database", () => {
-  test("--version names the binding: bun:sqlite in the binary, sql.js in the bundle and with ORCH_SQLITE=sqljs", () => {
+describe.runIf(RUNTIMES.includes("binary") && RUNTIMES.includes("deno"))("the binary's SQLite (bun:sqlite) and sql.js share one database", () => {
+  test("--version names the binding: bun:sqlite in the binary, node:sqlite in Deno, sql.js in the Node bundle and with ORCH_SQLITE=sqljs", () => {
     const bin = ok(run(["--version", "--json"], { runtime: "binary" }));
     const node = ok(run(["--version", "--json"], { runtime: "node" }));
+    const deno = ok(run(["--version", "--json"], { runtime: "deno" }));
     const forced = ok(run(["--version", "--json"], { runtime: "binary", env: { ORCH_SQLITE: "sqljs" } }));
     expect(bin).toMatchObject({ runtime: "bun", compiled: true, sqlite_binding: "bun:sqlite" });
     expect(node).toMatchObject({ runtime: "node", sqlite_binding: "sql.js" });
+    expect(deno).toMatchObject({ runtime: "deno", sqlite_binding: "node:sqlite" });
     expect(forced).toMatchObject({ runtime: "bun", sqlite_binding: "sql.js" });
-    expect(bin.sqlite).toBe(node.sqlite); // the same SQLite release either way
+    expect(bin.sqlite).toBe(node.sqlite); // Bun ships the same SQLite release as sql.js
   });
 
-  test("writes alternate between the binary, the bundle and the binary forced to sql.js: every row in both views, file intact", () => {
+  test("writes alternate between the binary, the bundle, Deno and the binary forced to sql.js: every row in every view, file intact", () => {
     const t = fresh();
-    const writers = [t.bin, t.node, cliFor(t.db, "binary")];
+    const writers = [t.bin, t.node, cliFor(t.db, "deno")];
     const sqljsBin = (...args: string[]) => run(["--db", t.db, "--json", ...args], { runtime: "binary", entry: "inbox", env: { ORCH_SQLITE: "sqljs" } });
     ok(t.bin.orch("run", "init", "--run", "r", "--goal", "interop"));
     ok(t.node.orch("task", "add", "--run", "r", "--task", "T1", "--title", "one", "--default-to", "w1"));
@@ -45,7 +48,7 @@ describe.runIf(RUNTIMES.includes("binary"))("the binary's SQLite (bun:sqlite) an
       else ok(writers[i % 3]!.inbox("progress", "--token", token, "--body", body));
     }
     ok(t.node.inbox("done", "--token", token, "--body", "finished"));
-    for (const view of [t.bin, t.node]) {
+    for (const view of [t.bin, t.node, cliFor(t.db, "deno")]) {
       const st = ok(view.orch("status", "--run", "r"));
       expect(st.tasks.map((x: any) => [x.id, x.status, x.ready])).toEqual([["T1", "done", false], ["T2", "pending", true]]);
       const thread = ok(view.inbox("show", "--thread", String(claim.thread.id)));

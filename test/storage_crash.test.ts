@@ -4,7 +4,7 @@
  * file is intact, every acknowledged write is there, and the next command
  * works without repair, cleaning up what the dead left behind. Once with the
  * Node bundle (sql.js writes an in-memory image) and once with the compiled
- * binary (Bun's SQLite changes a copy of the file), when this host has it.
+ * binary (Bun's built-in SQLite changes a copy of the file), when this host has it.
  */
 import { afterAll, describe, expect, test } from "vitest";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -25,7 +25,8 @@ function lockPid(lockPath: string): number | undefined {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const runtimes: RuntimeKind[] = RUNTIMES.filter((r) => r !== "deno"); // Deno writes through sql.js as Node does
+// Deno writes as the binary does (its built-in SQLite changes a copy of the file), only slower to start
+const runtimes: RuntimeKind[] = RUNTIMES.filter((r) => r !== "deno");
 
 describe.each(runtimes)("writers killed with SIGKILL at random moments (%s)", (runtime) => {
   const t = tempDb(runtime);
