@@ -192,7 +192,11 @@ function machine() {
       return "n/a";
     }
   };
-  const engines = [`Node bundle, Deno: ${sqliteOf(process.execPath, [BUNDLE])}`, ...(canRunBinary ? [`binary: ${sqliteOf(BINARY, [])}`] : [])].join("; ");
+  const engines = [
+    `Node bundle: ${sqliteOf(process.execPath, [BUNDLE])}`,
+    `Deno: ${sqliteOf(DENO, ["run", "-A", "--quiet", MOD])}`,
+    ...(canRunBinary ? [`binary: ${sqliteOf(BINARY, [])}`] : []),
+  ].join("; ");
   return {
     date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
     cpu: `${os.cpus()[0]?.model ?? "unknown"} × ${os.cpus().length} cores`,
@@ -612,7 +616,7 @@ function markdown(r) {
     }
   }
   if (r.phases) {
-    const keys = [["wall_ms", "wall"], ["start_ms", "process start to the write"], ["lock_wait_ms", "lock wait"], ["load_ms", "engine ready + read + open"], ["apply_ms", "transaction"], ["export_ms", "export"], ["flush_ms", "write + fsync + rename"]];
+    const keys = [["wall_ms", "wall"], ["start_ms", "process start to the write"], ["lock_wait_ms", "lock wait"], ["load_ms", "engine ready + read (sql.js) or copy (built-in SQLite) + open"], ["apply_ms", "transaction"], ["export_ms", "export"], ["flush_ms", "write + fsync + rename"]];
     parts.push(`### Where a write's time goes (${RUNTIME_LABEL[r.phases.runtime]}, \`inbox progress\`, medians from ORCH_DEBUG_TIMING)\n\n${table(
       ["database", ...keys.map((k) => `${k[1]} ms`)],
       Object.entries(r.phases.dbs).map(([db, m]) => [db, ...keys.map(([k]) => ms(m[k]))]),
