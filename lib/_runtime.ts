@@ -169,6 +169,12 @@ export function fsyncFile(p: string): void {
 /** Copies a file to a path that must not exist yet (the runtime copies in the kernel where it can). */
 export const copyFileExclusive = (from: string, to: string): void => fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
 
+/** Adds the owner's write permission, keeping the other bits. */
+export function makeOwnerWritable(p: string): void {
+  if (isWindows) return;
+  fs.chmodSync(p, (fs.statSync(p).mode & 0o7777) | 0o200);
+}
+
 /** Up to `n` bytes from the start of a file, and the file's size. */
 export function readFileHead(p: string, n: number): { buffer: Uint8Array; length: number } {
   const fd = fs.openSync(p, "r");

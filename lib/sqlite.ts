@@ -408,7 +408,7 @@ class NodeConnection implements Connection {
 /** A runtime's built-in SQLite, opening files. */
 interface FileBinding {
   name: "bun:sqlite" | "node:sqlite";
-  open(path: string, readonly: boolean): Connection;
+  open(path: string, mode: "read" | "write" | "create"): Connection;
 }
 
 let fileBinding: Promise<FileBinding | undefined> | undefined;
@@ -420,12 +420,13 @@ async function loadFileBinding(): Promise<FileBinding | undefined> {
     const { Database } = builtin.module as BunSqlite;
     return {
       name: "bun:sqlite",
-      open: (path, readonly) => new BunConnection(new Database(path, readonly ? { readonly: true } : { readwrite: true, create: true })),
+      open: (path, mode) => new BunConnection(new Database(path, mode === "read" ? { readonly: true } : { readwrite: true, create: mode === "create" })),
     };
   }
   if (builtin?.kind === "node") {
     const { DatabaseSync } = builtin.module as NodeSqlite;
-    return { name: "node:sqlite", open: (path, readonly) => new NodeConnection(new DatabaseSync(path, { readOnly: readonly })) };
+    // node:sqlite has no "must exist" flag: storage.ts checks that the copy exists right before
+    return { name: "node:sqlite", open: (path, mode) => new NodeConnection(new DatabaseSync(path, { readOnly: mode === "read" })) };
   }
   return undefined;
 }
@@ -442,15 +443,16 @@ export async function fileBindingAvailable(): Promise<boolean> {
 /**
  * Opens a database file with the runtime's built-in SQLite (check
  * fileBindingAvailable first). "read": read-only, for a file orch never
- * changes in place. "write": a private working copy (created if missing) that
+ * changes in place. "write" (must exist) or "create": a private working copy that
  * storage.ts makes durable and renames into place itself, so SQLite's own
  * journal and syncs are not needed: the rollback journal stays in memory
  * (ROLLBACK still works) and nothing is fsynced until the transaction is done.
  */
-export async function openFile(path: string, mode: "read" | "write"): Promise<Db> {
+export async function openFile(path: string, mode: "read" | "write" | "create"): Promise<Db> {
   const binding = (await fileBinding)!;
-  const db = new Db(binding.open(path, mode === "read"));
-  if (mode === "write") db.exec(`${PRIVATE_COPY_PRAGMAS} PRAGMA synchronous = OFF;`);
+  if (mode === "write" && !rt.exists(path)) throw Object.assign(new Error(`${path} is gone`), { code: "ENOENT" });
+  const db = new Db(binding.open(path, mode));
+  if (mode !== "read") db.exec(`${PRIVATE_COPY_PRAGMAS} PRAGMA synchronous = OFF;`);
   return db;
 }
 
@@ -458,7 +460,7 @@ export async function openFile(path: string, mode: "read" | "write"): Promise<Db
 export async function sqliteInfo(): Promise<{ version: string; binding: "sql.js" | "bun:sqlite" | "node:sqlite" }> {
   fileBinding ??= loadFileBinding();
   const binding = await fileBinding;
-  const db = binding ? new Db(binding.open(":memory:", false)) : await openBytes();
+  const db = binding ? new Db(binding.open(":memory:", "create")) : await openBytes();
   try {
     return { version: String(db.value("SELECT sqlite_version()")), binding: binding?.name ?? "sql.js" };
   } finally {

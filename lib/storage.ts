@@ -162,7 +162,8 @@ function notInitialised(db: Db, dbPath: string): OrchError {
  */
 export async function readSnapshot(dbPath: string, options: { private?: boolean } = {}): Promise<Db> {
   dbPath = realDbPath(dbPath);
-  const onFile = !options.private && (await fileBindingAvailable());
+  // Windows refuses to rename over a file SQLite holds open, so there a reader takes a private copy
+  const onFile = !options.private && !rt.isWindows && (await fileBindingAvailable());
   const db = onFile
     ? await opened(dbPath, () => (checkDbFile(dbPath), openFile(dbPath, "read")))
     : await load(readDbFile(dbPath), dbPath);
@@ -198,15 +199,10 @@ function replaceFile(dbPath: string, tmp: string, fill: () => void, size: number
     const written = rt.statOrNull(tmp)?.size;
     if (written !== size) throw new Error(`the temporary file ${tmp} has ${written} bytes, expected ${size}`);
     beforeRename();
-    try {
-      renameWithRetry(tmp, dbPath);
-    } catch (err) {
-      // Our temp file vanished after the fence check passed: a writer that broke
-      // our lock removed it (removeLeftovers), so the fence still holds.
-      if (rt.errno(err) === "ENOENT" && !rt.exists(tmp)) throw lockLost(dbPath);
-      throw err;
-    }
+    renameWithRetry(tmp, dbPath);
   } catch (err) {
+    // Our temp file vanished: a writer that broke our lock removed it (removeLeftovers), so the fence holds.
+    if (rt.errno(err) === "ENOENT" && !rt.exists(tmp)) throw lockLost(dbPath);
     rt.unlinkQuiet(tmp);
     throw writeError(err, dbPath);
   }
@@ -221,8 +217,9 @@ function writeError(err: unknown, dbPath: string): unknown {
       cause: err,
     });
   }
-  // SQLITE_FULL: Bun's SQLite ran out of room growing the working copy
-  if (["ENOSPC", "EDQUOT", "SQLITE_FULL"].includes(rt.errno(err) ?? "")) {
+  // a built-in SQLite that ran out of room growing the working copy: Bun says SQLITE_FULL, Deno only says so in words
+  const full = rt.errno(err) === "SQLITE_FULL" || /database or disk is full/.test((err as Error)?.message ?? "");
+  if (["ENOSPC", "EDQUOT"].includes(rt.errno(err) ?? "") || full) {
     return new OrchError("db_unwritable", `cannot write the database ${dbPath}: the disk is full (${(err as Error).message})`, {
       hint: "free some space on that file system; the database was left as it was",
       cause: err,
@@ -369,6 +366,7 @@ async function fileCopy(dbPath: string, exists: boolean): Promise<WorkingCopy> {
     if (exists) {
       checkDbFile(dbPath);
       rt.copyFileExclusive(dbPath, tmp);
+      rt.makeOwnerWritable(tmp); // a copy keeps the source's mode; sql.js's new file would be writable too
     }
   } catch (err) {
     rt.unlinkQuiet(tmp);
@@ -376,8 +374,10 @@ async function fileCopy(dbPath: string, exists: boolean): Promise<WorkingCopy> {
   }
   let db: Db;
   try {
-    db = await opened(dbPath, () => openFile(tmp, "write"));
+    // an existing copy must still be there (a writer that broke our lock may have removed it): never create it empty
+    db = await opened(dbPath, () => openFile(tmp, exists ? "write" : "create"));
   } catch (err) {
+    if (exists && !rt.exists(tmp)) throw lockLost(dbPath);
     rt.unlinkQuiet(tmp);
     throw err;
   }
@@ -441,7 +441,11 @@ function runInTransaction<T>(db: Db, dbPath: string, fn: (db: Db) => T): { value
     db.exec("COMMIT");
     return { value, changed };
   } catch (err) {
-    db.exec("ROLLBACK");
+    try {
+      db.exec("ROLLBACK");
+    } catch {
+      // SQLite already rolled back (e.g. after SQLITE_FULL); the original error is the one to report
+    }
     throw err;
   }
 }

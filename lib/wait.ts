@@ -26,6 +26,14 @@ export interface PollOptions {
   pollMs?: number;
 }
 
+/** What a poll check found: a value (done), when to look again, or a write to make first. */
+interface PollOutcome<T> {
+  value?: T;
+  wakeAt?: number | null;
+  /** Runs after the snapshot is closed (a reader must not hold the file open while it is replaced: Windows refuses the rename). */
+  write?: () => Promise<unknown>;
+}
+
 /**
  * Calls `check` on a fresh snapshot now and after every change of the file,
  * until it returns a value or the timeout passes. `wakeAt` may name a time at
@@ -33,7 +41,7 @@ export interface PollOptions {
  */
 export async function pollDatabase<T>(
   dbPath: string,
-  check: (db: Db) => { value?: T; wakeAt?: number | null } | Promise<{ value?: T; wakeAt?: number | null }>,
+  check: (db: Db) => PollOutcome<T> | Promise<PollOutcome<T>>,
   options: PollOptions,
 ): Promise<{ value?: T; timed_out: boolean }> {
   const deadline = rt.now() + options.timeoutMs;
@@ -41,12 +49,13 @@ export async function pollDatabase<T>(
     const stamp = fileStamp(dbPath);
     const changedAt = rt.now();
     const db = await readSnapshot(dbPath);
-    let outcome: { value?: T; wakeAt?: number | null };
+    let outcome: PollOutcome<T>;
     try {
       outcome = await check(db);
     } finally {
       db.close();
     }
+    if (outcome.write) await outcome.write();
     if (outcome.value !== undefined) return { value: outcome.value, timed_out: false };
     const wakeAt = Math.min(deadline, outcome.wakeAt ?? Infinity);
     while (fileStamp(dbPath) === stamp && rt.now() < wakeAt) {
@@ -91,8 +100,7 @@ export async function waitForEvents(dbPath: string, input: WaitEventsInput, opti
       });
     }
     if (runNeedsReconcile(db, input.run)) {
-      await writeTransaction(dbPath, (w) => reconcileRun(w, input.run), options);
-      return { wakeAt: rt.now() };
+      return { wakeAt: rt.now(), write: () => writeTransaction(dbPath, (w) => reconcileRun(w, input.run), options) };
     }
     lastSeen = Math.max(input.after, lastEventId(db, input.run));
     const events = listEvents(db, input.run, input.after, types, MAX_EVENTS);

@@ -246,6 +246,22 @@ describe("a full disk or a read-only file system (needs mount: root with CAP_SYS
       }
     });
 
+    unless(`room for a copy but not for its growth (${runtime}): db_unwritable naming the full disk; no temp file left`, () => {
+      const m = mounted();
+      try {
+        // room for the database once more plus a little: a 60 KB message cannot fit
+        const fs = statfsSync(m.dir);
+        const size = statSync(m.file).size;
+        writeFileSync(path.join(m.dir, "filler"), Buffer.alloc(fs.bavail * fs.bsize - size - 16384));
+        const big = ["send", "--to", "w1", "--body", "x".repeat(60_000)];
+        const errors = refusedUnchanged(m.dir, m.file, "db_unwritable", [big], runtime);
+        expect(errors[0].message).toContain("disk is full");
+        expect(readdirSync(m.dir).sort()).toEqual(["coord.db", "filler"]);
+      } finally {
+        m.cleanup();
+      }
+    });
+
     unless(`a read-only file system (${runtime}): db_unwritable; reads still work`, () => {
       const m = mounted(["ro"]);
       try {

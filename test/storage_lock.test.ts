@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync, unlinkSync } from "node:fs";
 import { hostname } from "node:os";
 import * as path from "node:path";
-import { fails, ok, runAsync, sha256File, sqlite3, tempDb, waitUntil } from "./_helpers.ts";
+import { fails, ok, runAsync, RUNTIMES, sha256File, sqlite3, tempDb, waitUntil, type RuntimeKind } from "./_helpers.ts";
 
 const HOLD = "ORCH_TEST_HOLD_LOCK_UNTIL";
 
@@ -157,13 +157,14 @@ describe("write lock through the CLI", () => {
    * A writer holds the lock, stops at `at` (with its new state computed), gets SIGSTOP; another
    * writer judges the lock stale after 300 ms, breaks it and writes; then the first gets SIGCONT.
    */
-  async function fencingScenario(at: "before_write" | "after_fence") {
-    const t = tempDb();
+  async function fencingScenario(at: "before_write" | "after_fence", runtime: RuntimeKind = "node") {
+    const t = tempDb(runtime);
     try {
       ok(t.cli.inbox("send", "--to", "w1", "--body", "first"));
       const lockPath = `${t.db}.lock`;
       const gate = path.join(t.dir, "gate");
       const paused = runAsync(["--db", t.db, "--json", "--lock-stale-ms", "3600000", "send", "--to", "w1", "--body", "paused"], {
+        runtime,
         entry: "inbox",
         env: { [HOLD]: gate, ORCH_TEST_HOLD_AT: at },
       });
@@ -171,7 +172,8 @@ describe("write lock through the CLI", () => {
       const pid = paused.child.pid!;
       await waitUntil(() => existsSync(`${gate}.waiting`), `the paused writer to reach ${at}`);
       expect(lockPid(lockPath)).toBe(pid);
-      if (at === "after_fence") expect(readdirSync(t.dir).some((f) => f.startsWith(`coord.db.tmp-${pid}-`))).toBe(true);
+      // the binary's working copy is a temp file from the start
+      if (at === "after_fence" || runtime === "binary") expect(readdirSync(t.dir).some((f) => f.startsWith(`coord.db.tmp-${pid}-`))).toBe(true);
       paused.child.kill("SIGSTOP");
       writeFileSync(gate, "");
 
@@ -202,4 +204,9 @@ describe("write lock through the CLI", () => {
 
   test("fencing: the same when it is stopped after its fence check, right before the rename (its temp file is removed)", () =>
     fencingScenario("after_fence"));
+
+  // the binary's SQLite works on a temp copy the breaking writer removes: it must end in lock_lost too, not in a file error
+  for (const at of ["before_write", "after_fence"] as const) {
+    test.runIf(RUNTIMES.includes("binary"))(`fencing with the compiled binary (${at}): lock_lost, nothing written`, () => fencingScenario(at, "binary"));
+  }
 });
