@@ -137,6 +137,16 @@ export class Db {
   }
 }
 
+/** The statement cached for `sql`, prepared on first use. */
+function prepared<S>(cache: Map<string, S>, sql: string, prepare: (sql: string) => S): S {
+  let s = cache.get(sql);
+  if (!s) {
+    s = prepare(sql);
+    cache.set(sql, s);
+  }
+  return s;
+}
+
 /** sql.js: a private in-memory image, prepared statements cached per SQL text. */
 class SqlJsConnection implements Connection {
   readonly raw: Database;
@@ -150,12 +160,7 @@ class SqlJsConnection implements Connection {
   }
 
   private stmt(sql: string): Statement {
-    let s = this.cache.get(sql);
-    if (!s) {
-      s = this.raw.prepare(sql);
-      this.cache.set(sql, s);
-    }
-    return s;
+    return prepared(this.cache, sql, (text) => this.raw.prepare(text));
   }
 
   /** The current row as an object; column names are read once per statement (sql.js's getAsObject reads them per row). */
@@ -364,12 +369,7 @@ class NodeConnection implements Connection {
   constructor(private readonly raw: NodeDatabase) {}
 
   private stmt(sql: string): NodeStatement {
-    let s = this.cache.get(sql);
-    if (!s) {
-      s = this.raw.prepare(sql);
-      this.cache.set(sql, s);
-    }
-    return s;
+    return prepared(this.cache, sql, (text) => this.raw.prepare(text));
   }
 
   all<T>(sql: string, params: SqlValue[]): T[] {
